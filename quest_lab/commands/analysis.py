@@ -1,0 +1,4 @@
+"""quest-lab analysis commands."""
+import typer
+
+app = typer.Typer()

@@ -1,0 +1,4 @@
+"""quest-lab sweep commands."""
+import typer
+
+app = typer.Typer()

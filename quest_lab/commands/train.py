@@ -1,0 +1,4 @@
+"""quest-lab train commands."""
+import typer
+
+app = typer.Typer()

@@ -1,0 +1,181 @@
+"""The unit of work: one fully-resolved training run (`RunConfig`) and what it produced (`RunResult`).
+
+Both are plain, JSON-serialisable records.  `RunConfig` is what a sweep expands to and what
+`train()` consumes; `RunResult` is what a worker returns and the driver writes to the store.
+Workers never touch the database (DESIGN.md §1).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# Bumped whenever the meaning of a stored row changes (training semantics, result fields):
+# it is part of every run_id, so old rows are never mistaken for new ones.
+SCHEMA_VERSION = 1
+
+RunStatus = Literal["pending", "running", "completed", "diverged", "failed"]
+RUN_STATUSES: tuple[str, ...] = ("pending", "running", "completed", "diverged", "failed")
+
+# 16 = full precision (no quantization); 1.58 = ternary (log2 3).
+VALID_BITS: tuple[float, ...] = (1, 1.58, 2, 3, 4, 5, 6, 7, 8, 16)
+TOKENIZERS: tuple[str, ...] = ("bpe", "byte")
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+BACKENDS: tuple[str, ...] = ("auto", "torch", "triton")
+
+
+def _check_bits(name: str, value: float) -> None:
+    if not any(abs(float(value) - b) < 1e-9 for b in VALID_BITS):
+        allowed = ", ".join(f"{b:g}" for b in VALID_BITS)
+        raise ValueError(f"{name}={value!r} is not a supported bit-width; allowed: {allowed} (16 = off)")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's outcome.  Two equal configs give the same run_id."""
+
+    size: str = "tiny"
+    w_bits: float = 16
+    a_bits: float = 16
+    quantizer: str = "quest"
+    quantizer_options: dict[str, Any] = field(default_factory=dict)
+    # Token budget D: exactly one of `tokens` / `tokens_per_param` (× non-embedding N).
+    tokens: int | None = None
+    tokens_per_param: float | None = None
+    seed: int = 0
+    # Data
+    corpus: str = "shakespeare"  # "shakespeare", a text file/dir, or a pre-tokenised .bin/.npy
+    tokenizer: str = "bpe"  # "bpe" (HF tokenizers byte-level BPE trained locally) or "byte"
+    vocab_size: int = 1024  # for "bpe"; "byte" is always 256
+    seq_len: int = 128
+    batch_size: int = 16
+    # Optimisation (DESIGN.md §2); lr=None takes the size's peak LR from the registry
+    lr: float | None = None
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    warmup_frac: float = 0.1
+    final_lr_frac: float = 0.1
+    # Evaluation
+    eval_every: int = 0  # steps; 0 = only at the end
+    eval_tokens: int = 65_536
+    # Divergence: NaN/inf, or train loss above `divergence_factor` × the initial loss
+    divergence_factor: float = 3.0
+    # Execution (not part of the science, but part of the identity: bf16 on GPU ≠ fp32 on CPU)
+    device: str = "auto"
+    backend: str = "auto"  # quantizer backend: torch reference or Triton kernels
+
+    def __post_init__(self) -> None:
+        from quest_lab.model import MODEL_SIZES  # local: keeps this module import-light
+        from quest_lab.quant import QUANTIZERS
+
+        if self.size not in MODEL_SIZES:
+            raise ValueError(f"size={self.size!r} is unknown; allowed: {', '.join(MODEL_SIZES)}")
+        if self.quantizer not in QUANTIZERS:
+            raise ValueError(f"quantizer={self.quantizer!r} is unknown; allowed: {', '.join(QUANTIZERS)}")
+        _check_bits("w_bits", self.w_bits)
+        _check_bits("a_bits", self.a_bits)
+        if (self.tokens is None) == (self.tokens_per_param is None):
+            raise ValueError("give exactly one of tokens / tokens_per_param")
+        if self.tokens is not None and (not isinstance(self.tokens, int) or self.tokens <= 0):
+            raise ValueError(f"tokens={self.tokens!r} must be a positive integer")
+        if self.tokens_per_param is not None and not self.tokens_per_param > 0:
+            raise ValueError(f"tokens_per_param={self.tokens_per_param!r} must be > 0")
+        if self.tokenizer not in TOKENIZERS:
+            raise ValueError(f"tokenizer={self.tokenizer!r} is unknown; allowed: {', '.join(TOKENIZERS)}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device={self.device!r} is unknown; allowed: {', '.join(DEVICES)}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend={self.backend!r} is unknown; allowed: {', '.join(BACKENDS)}")
+        for name in ("seq_len", "batch_size", "eval_tokens"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be > 0")
+        if self.tokenizer == "bpe" and not 257 <= self.vocab_size <= 1 << 20:
+            raise ValueError(f"vocab_size={self.vocab_size!r} must be in [257, 1048576] for the bpe tokenizer")
+        if self.eval_every < 0:
+            raise ValueError(f"eval_every={self.eval_every!r} must be >= 0 (0 = only at the end)")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr={self.lr!r} must be > 0")
+        if not 0 <= self.warmup_frac < 1 or not 0 <= self.final_lr_frac <= 1:
+            raise ValueError("warmup_frac must be in [0, 1) and final_lr_frac in [0, 1]")
+        if self.divergence_factor <= 1:
+            raise ValueError(f"divergence_factor={self.divergence_factor!r} must be > 1")
+        # Quantizer options are validated by the quantizer itself (raises ValueError on bad keys).
+        from quest_lab.quant import QuantConfig
+
+        QuantConfig(name=self.quantizer, w_bits=self.w_bits, a_bits=self.a_bits,
+                    options=dict(self.quantizer_options), backend=self.backend)
+
+    # -- derived -----------------------------------------------------------------------------
+    @property
+    def n_params(self) -> int:
+        """Non-embedding parameter count N (DESIGN.md §2)."""
+        from quest_lab.model import non_embedding_params
+
+        return non_embedding_params(self.size)
+
+    @property
+    def token_budget(self) -> int:
+        """D, the number of training tokens."""
+        if self.tokens is not None:
+            return self.tokens
+        return int(round(self.tokens_per_param * self.n_params))
+
+    @property
+    def precision_label(self) -> str:
+        if self.w_bits >= 16 and self.a_bits >= 16:
+            return "bf16"
+        return f"{self.quantizer}:w{self.w_bits:g}a{self.a_bits:g}"
+
+    # -- serialisation -----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown run option(s) {unknown}; allowed: {', '.join(sorted(names))}")
+        return cls(**d)
+
+    def run_id(self, data_identity: str = "") -> str:
+        """Stable content hash of the resolved config + corpus/tokenizer identity + schema version."""
+        payload = {"config": self.to_dict(), "data": data_identity, "schema": SCHEMA_VERSION}
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class RunResult:
+    """What `train()` returns.  Everything a fit or a report needs, as plain data."""
+
+    config: dict[str, Any]
+    status: str  # completed | diverged | failed
+    n_params: int  # N, non-embedding
+    tokens: int  # D actually seen
+    w_bits: float
+    a_bits: float
+    quantizer: str
+    final_eval_loss: float | None = None
+    final_train_loss: float | None = None
+    steps: int = 0
+    # [(step, tokens_seen, train_loss)], downsampled to <= 200 points
+    train_curve: list[tuple[int, int, float]] = field(default_factory=list)
+    # [(step, tokens_seen, eval_loss)]
+    eval_curve: list[tuple[int, int, float]] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    tokens_per_s: float = 0.0
+    device: str = "cpu"
+    hardware: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    data_identity: str = ""  # hash of corpus content + tokenizer; part of the run_id
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunResult":
+        return cls(**d)
