@@ -1,0 +1,38 @@
+"""`QuantLinear`: drop-in nn.Linear whose forward is F.linear(aq(x), wq(W), b)."""
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from quest_lab.quant.base import build_quantizer
+from quest_lab.quant.config import QuantConfig
+
+_DEFAULT = QuantConfig()
+
+
+class QuantLinear(nn.Linear):
+    """nn.Linear with fake-quantized weight (per output row) and input (per token row).
+
+    With the default `QuantConfig()` (bf16) it computes exactly what nn.Linear computes.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = False,
+                 qconfig: QuantConfig = _DEFAULT, device=None, dtype=None) -> None:
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        if not isinstance(qconfig, QuantConfig):
+            raise ValueError(f"qconfig must be a QuantConfig, got {type(qconfig).__name__}")
+        self.qconfig = qconfig
+        q = qconfig
+        self.wq = build_quantizer(q.name, q.w_bits, "weight", in_features, q.options, q.backend, rows=out_features)
+        self.aq = build_quantizer(q.name, q.a_bits, "activation", in_features, q.options, q.backend)
+        if device is not None:
+            self.wq.to(device=device)
+            self.aq.to(device=device)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(self.aq(x), self.wq(self.weight), self.bias)
+
+    def extra_repr(self) -> str:
+        q = self.qconfig
+        return (f"{super().extra_repr()}, quant={q.name} w{q.w_bits:g}a{q.a_bits:g}"
+                + (f" backend={q.backend}" if q.enabled else ""))

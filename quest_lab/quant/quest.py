@@ -1,0 +1,119 @@
+"""QuEST (DESIGN.md §3): Hadamard rotation + Gaussian-MSE clip + trust-masked gradient.
+
+Grid: with σ = RMS(row), s = α_b·σ + 1e-8, Δ = 2s/(2^b − 1),
+    x̂ = (round(clamp(x, −s, s)/Δ + ½) − ½)·Δ,
+the integer index clamped to [−(2^{b−1} − 1), 2^{b−1}], so the grid is exactly the 2^b points
+−s + kΔ, k = 0 … 2^b − 1 (symmetric around 0, ±s included; no zero level).
+Trust mask M = 1[|x̂ − x| ≤ T·σ], T default = α_b/(2^b − 1) = half a step in σ units.
+With Hadamard (block-diagonal along K): x̂ = Q(x·H)·Hᵀ and ∂x = ((∂out·H) ⊙ M)·Hᵀ.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Callable
+
+import torch
+
+from quest_lab.quant.base import INT_BITS, Quantizer, bits_match, register_quantizer, row_rms
+from quest_lab.quant.estimators import MaskedSTE
+from quest_lab.quant.gaussian import gaussian_alpha
+from quest_lab.quant.hadamard import _is_pow2, hadamard_block_for, hadamard_transform
+
+log = logging.getLogger(__name__)
+
+
+def uniform_fake_quant(x: torch.Tensor, s: torch.Tensor, levels: int) -> torch.Tensor:
+    """Round x to the `levels`-point (even) uniform grid −s + kΔ on [−s, s] (DESIGN.md §3 formula)."""
+    delta = 2 * s / (levels - 1)
+    half = levels // 2
+    idx = torch.round(torch.clamp(x, -s, s) / delta + 0.5).clamp_(-(half - 1), half)
+    return (idx - 0.5) * delta
+
+
+def default_trust(bits: int) -> float:
+    """Half a quantization step, in σ units: α_b / (2^b − 1)."""
+    return gaussian_alpha(bits) / (2 ** bits - 1)
+
+
+def _quest_grid(x: torch.Tensor, bits: int, trust: float) -> tuple[torch.Tensor, torch.Tensor]:
+    sigma = row_rms(x)
+    s = gaussian_alpha(bits) * sigma + 1e-8
+    x_hat = uniform_fake_quant(x, s, 2 ** bits)
+    mask = (x_hat - x).abs() <= trust * sigma
+    return x_hat, mask
+
+
+def _check_int_bits(bits: float) -> int:
+    if not bits_match(bits, INT_BITS):
+        raise ValueError(f"bits={bits!r} not supported by QuEST; allowed: 1, 2, 3, 4, 5, 6, 7, 8")
+    return int(round(bits))
+
+
+def quest_quantize(x: torch.Tensor, bits: float, trust: float | None = None, hadamard: bool = True,
+                   block: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pure-torch QuEST fake-quantization along the last dim.
+
+    Returns (x̂ in the original domain, trust mask M in the domain that was quantized — the rotated
+    one when `hadamard`).  x̂ carries the trust gradient estimator.
+    """
+    b = _check_int_bits(bits)
+    t = default_trust(b) if trust is None else float(trust)
+    blk = hadamard_block_for(x.shape[-1], block) if hadamard else 1
+    x_r = hadamard_transform(x, blk)
+    x_hat_r, mask = MaskedSTE.apply(x_r, functools.partial(_quest_grid, bits=b, trust=t))
+    return hadamard_transform(x_hat_r, blk), mask  # H symmetric: applying H again is ·Hᵀ
+
+
+@functools.lru_cache(maxsize=1)
+def _triton_kernel() -> Callable[..., torch.Tensor] | None:
+    try:
+        from quest_lab.kernels import quest_fake_quant  # lazy: written separately, needs triton
+    except Exception as exc:  # ImportError, or triton failing to initialise
+        log.info("Triton QuEST kernel unavailable (%s); using the torch path", exc)
+        return None
+    return quest_fake_quant
+
+
+@register_quantizer("quest")
+class QuestQuantizer(Quantizer):
+    """QuEST; options: hadamard (bool), trust (T in σ units; None = half a step), hadamard_block."""
+
+    option_defaults = {"hadamard": True, "trust": None, "hadamard_block": 128}
+
+    @classmethod
+    def check_option_values(cls, options: dict[str, Any]) -> None:
+        if not isinstance(options["hadamard"], bool):
+            raise ValueError(f"quest option hadamard={options['hadamard']!r} must be true or false")
+        t = options["trust"]
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0):
+            raise ValueError(f"quest option trust={t!r} must be a positive number (σ units) or null "
+                             f"(= half a quantization step)")
+        blk = options["hadamard_block"]
+        if isinstance(blk, bool) or not isinstance(blk, int) or not _is_pow2(blk):
+            raise ValueError(f"quest option hadamard_block={blk!r} must be a power of two (e.g. 32, 64, 128)")
+
+    def _use_triton(self, x: torch.Tensor) -> bool:
+        if self.backend == "torch":
+            return False
+        if self.backend == "triton":
+            if _triton_kernel() is None:
+                raise RuntimeError("backend='triton' requested but quest_lab.kernels.quest_fake_quant "
+                                   "cannot be imported; use backend='torch' or 'auto'")
+            return True
+        return x.is_cuda and _triton_kernel() is not None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.enabled and self._use_triton(x):
+            b = int(round(self.bits))
+            trust = self.options["trust"]
+            hadamard = self.options["hadamard"]
+            blk = hadamard_block_for(x.shape[-1], self.options["hadamard_block"]) if hadamard else 1
+            return _triton_kernel()(x, bits=b, alpha=gaussian_alpha(b),
+                                    trust=default_trust(b) if trust is None else float(trust),
+                                    hadamard=hadamard, block=blk)
+        return super().forward(x)
+
+    def quantize(self, x: torch.Tensor) -> torch.Tensor:
+        o = self.options
+        return quest_quantize(x, self.bits, o["trust"], o["hadamard"], o["hadamard_block"])[0]
