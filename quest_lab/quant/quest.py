@@ -108,7 +108,8 @@ class QuestQuantizer(Quantizer):
             b = int(round(self.bits))
             trust = self.options["trust"]
             hadamard = self.options["hadamard"]
-            blk = hadamard_block_for(x.shape[-1], self.options["hadamard_block"]) if hadamard else 1
+            # the kernel tiles rows by `block` even without rotation, so pass the same block either way
+            blk = hadamard_block_for(x.shape[-1], self.options["hadamard_block"])
             return _triton_kernel()(x, bits=b, alpha=gaussian_alpha(b),
                                     trust=default_trust(b) if trust is None else float(trust),
                                     hadamard=hadamard, block=blk)
