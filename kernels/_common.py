@@ -1,0 +1,138 @@
+"""Shared pieces of the QuEST Triton kernels: launch configuration, dot-precision modes, checks.
+
+Precision modes (`DotModes`).  Every Hadamard product multiplies by a ±1 matrix (normalization is
+a separate fp32 multiply), so products are exact in any float format and only the accumulation
+(always fp32) rounds:
+  * split_in: 0 = fp32 operands with input_precision="ieee" (interpreter; exact fp32 FMA on GPU);
+              1 = native 16-bit operands (fp16 / bf16 inputs, exact products);
+              2, 3 = fp32 input split into 2 / 3 bf16 pieces (3 pieces carry all 24 mantissa bits).
+  * split_mid: same for fp32 intermediates (the masked gradient in the backward): 0, 2 or 3.
+  * exact_codes: de-rotation of the grid codes (odd integers |c| ≤ 255) in fp32-ieee (False → fp16
+    tensor cores, still exact: integers ≤ 2048 are exact in fp16 and the accumulator is fp32).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+SUPPORTED_BLOCKS = (16, 32, 64, 128)
+MAX_BLOCKS_PER_ROW = 128  # K ≤ 128·block (16384 for block 128): the whole row lives in registers
+
+
+def interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """Tile shape: each program owns `rows` full rows = rows·ceil_pow2(K/block) Hadamard blocks."""
+
+    tile_blocks: int = 64  # target rows of the [tile_blocks, block] tile fed to tl.dot
+    num_warps: int = 4
+    num_stages: int = 1
+    split_in: int | None = None  # None: automatic (see module doc)
+    split_mid: int | None = None
+    exact_codes: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.tile_blocks < 16 or self.tile_blocks & (self.tile_blocks - 1):
+            raise ValueError(f"tile_blocks={self.tile_blocks} must be a power of two >= 16")
+        if self.num_warps not in (1, 2, 4, 8, 16):
+            raise ValueError(f"num_warps={self.num_warps} must be one of 1, 2, 4, 8, 16")
+        if self.split_in not in (None, 0, 1, 2, 3) or self.split_mid not in (None, 0, 2, 3):
+            raise ValueError("split_in must be None/0/1/2/3 and split_mid None/0/2/3")
+
+
+def default_config() -> LaunchConfig:
+    env = os.environ.get("QUEST_KERNEL_TILE")
+    if interpreting():
+        return LaunchConfig(tile_blocks=16, num_warps=1)
+    return LaunchConfig(tile_blocks=int(env) if env else 64, num_warps=4)
+
+
+def resolve_modes(dtype: torch.dtype, cfg: LaunchConfig) -> tuple[int, int, bool]:
+    """(split_in, split_mid, exact_codes) for this input dtype."""
+    if interpreting():  # the interpreter's bf16 is wrong: fp32-ieee everywhere
+        return 0, 0, True
+    split_in = cfg.split_in if cfg.split_in is not None else (1 if dtype != torch.float32 else 3)
+    if split_in == 1 and dtype == torch.float32:
+        raise ValueError("split_in=1 (native 16-bit dot) needs a float16/bfloat16 input")
+    if split_in in (2, 3) and dtype != torch.float32:
+        split_in = 1
+    split_mid = cfg.split_mid if cfg.split_mid is not None else 3
+    exact = cfg.exact_codes if cfg.exact_codes is not None else False
+    return split_in, split_mid, exact
+
+
+def tile_rows(nb: int, cfg: LaunchConfig) -> tuple[int, int]:
+    """(ROWS, NBP): rows per program and blocks per row padded to a power of two."""
+    nbp = triton.next_power_of_2(nb)
+    rows = max(1, cfg.tile_blocks // nbp)
+    return rows, nbp
+
+
+def check_2d(name: str, t: torch.Tensor, block: int) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dim() != 2:
+        raise ValueError(f"{name} must be 2-D (M, K), got shape {tuple(t.shape)}; reshape(-1, K) first")
+    if t.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"{name}.dtype={t.dtype} is not supported; use float32, float16 or bfloat16")
+    if not t.is_contiguous():
+        raise ValueError(f"{name} must be contiguous (call .contiguous())")
+    if block not in SUPPORTED_BLOCKS:
+        raise ValueError(f"block={block} must be one of {SUPPORTED_BLOCKS}")
+    k = t.shape[1]
+    if k == 0 or k % block:
+        raise ValueError(f"{name}: K={k} must be a positive multiple of block={block} "
+                         "(pick_block(K) gives the largest usable block)")
+    if k // block > MAX_BLOCKS_PER_ROW:
+        raise ValueError(f"{name}: K={k} is too long for the register-resident row kernel "
+                         f"(at most {MAX_BLOCKS_PER_ROW} blocks of {block}); use the torch reference")
+    if t.device.type != "cuda" and not interpreting():
+        raise RuntimeError(f"{name} is on {t.device}: the Triton kernels need a CUDA tensor "
+                           "(or TRITON_INTERPRET=1 for the CPU interpreter); use the torch reference")
+
+
+def check_bits(bits: int, alpha: float) -> None:
+    if not isinstance(bits, int) or not 1 <= bits <= 8:
+        raise ValueError(f"bits={bits!r} must be an int in 1..8")
+    if not alpha > 0:
+        raise ValueError(f"alpha={alpha!r} must be > 0 (Gaussian clip multiple of σ)")
+
+
+@triton.jit
+def _hadamard_pm1(BLOCK: tl.constexpr, LOG2B: tl.constexpr):
+    """Unnormalized Sylvester Hadamard (±1, fp32): H[i, j] = (−1)^popcount(i & j)."""
+    i = tl.arange(0, BLOCK)[:, None]
+    j = tl.arange(0, BLOCK)[None, :]
+    a = i & j
+    p = tl.zeros([BLOCK, BLOCK], dtype=tl.int32)
+    for k in tl.static_range(LOG2B):
+        p = p ^ ((a >> k) & 1)
+    return 1.0 - 2.0 * p.to(tl.float32)
+
+
+@triton.jit
+def _hdot(a, h, SPLIT: tl.constexpr):
+    """a @ h in fp32 for a ±1 matrix h (fp32); SPLIT as `split_in` in the module doc."""
+    if SPLIT == 0:
+        acc = tl.dot(a.to(tl.float32), h, input_precision="ieee")
+    elif SPLIT == 1:
+        acc = tl.dot(a, h.to(a.dtype))
+    else:
+        hb = h.to(tl.bfloat16)
+        a32 = a.to(tl.float32)
+        hi = a32.to(tl.bfloat16)
+        acc = tl.dot(hi, hb)
+        r = a32 - hi.to(tl.float32)
+        for _ in tl.static_range(SPLIT - 1):
+            p = r.to(tl.bfloat16)
+            acc = tl.dot(p, hb, acc)
+            r = r - p.to(tl.float32)
+    return acc

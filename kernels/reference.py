@@ -1,0 +1,148 @@
+"""Torch references for the QuEST kernels (the spec the Triton kernels are tested against).
+
+Quantization math (DESIGN.md §3), per row of the (block-Hadamard-rotated) input y = x·H:
+
+    σ = RMS(y),  s = α·σ + 1e-8,  Δ = 2s / (2^b − 1)
+    x̂ = (round(clamp(y, −s, s)/Δ + ½) − ½)·Δ          (round = half-to-even, as torch.round)
+    M = 1[|x̂ − y| ≤ trust·σ]                          (trust=None: half a step, α/(2^b − 1))
+
+x̂ takes exactly the 2^b values linspace(−s, s, 2^b).  The mask is packed 8 elements per byte,
+little-endian within the byte (element 8i + j is bit j of byte i), shape (M, K // 8), uint8.
+
+The references compute in float32 for float16/bfloat16/float32 inputs and in float64 for float64
+inputs (use float64 to measure the kernels' own error).
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+
+
+def _is_pow2(n: int) -> bool:
+    return isinstance(n, int) and n >= 1 and (n & (n - 1)) == 0
+
+
+def default_trust(bits: int, alpha: float) -> float:
+    """Half a quantization step in σ units: Δ/2 = α·σ/(2^b − 1)."""
+    return float(alpha) / float(2**bits - 1)
+
+
+def pick_block(k: int, max_block: int = 128) -> int:
+    """Largest power of two ≤ `max_block` dividing K (K=96 → 32, K=384 → 128); at least 16.
+
+    Raises if K has no power-of-two divisor ≥ 16: the kernels need blocks of ≥ 16 columns.
+    """
+    if not _is_pow2(max_block) or max_block < 16:
+        raise ValueError(f"max_block={max_block!r} must be a power of two >= 16")
+    block = max_block
+    while block >= 16:
+        if k % block == 0:
+            return block
+        block //= 2
+    raise ValueError(f"K={k} has no power-of-two divisor in [16, {max_block}]; the QuEST kernels need "
+                     "K to be a multiple of 16 (use the torch reference quantizer for such shapes)")
+
+
+@functools.lru_cache(maxsize=16)
+def _sylvester_f64(n: int) -> torch.Tensor:
+    h = torch.ones(1, 1, dtype=torch.float64)
+    while h.shape[0] < n:
+        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
+    return h
+
+
+def hadamard(n: int, dtype: torch.dtype = torch.float32, device=None, normalized: bool = True) -> torch.Tensor:
+    """Sylvester Hadamard (n × n, symmetric); normalized: H·Hᵀ = I."""
+    if not _is_pow2(n):
+        raise ValueError(f"Hadamard size {n!r} must be a power of two")
+    h = _sylvester_f64(n)
+    if normalized:
+        h = h / n**0.5
+    return h.to(device=device, dtype=dtype)
+
+
+def block_hadamard(x: torch.Tensor, block: int) -> torch.Tensor:
+    """x · blockdiag(H, …, H) along the last dim (same call applies Hᵀ: H is symmetric)."""
+    k = x.shape[-1]
+    if k % block:
+        raise ValueError(f"last dim {k} is not a multiple of block {block}")
+    h = hadamard(block, dtype=x.dtype, device=x.device)
+    return (x.unflatten(-1, (k // block, block)) @ h).flatten(-2)
+
+
+def pack_mask(mask: torch.Tensor) -> torch.Tensor:
+    """bool (..., K) → uint8 (..., K // 8), element 8i + j → bit j of byte i."""
+    k = mask.shape[-1]
+    if k % 8:
+        raise ValueError(f"mask last dim {k} must be a multiple of 8 to pack")
+    weights = (2 ** torch.arange(8, device=mask.device, dtype=torch.int32))
+    bits = mask.unflatten(-1, (k // 8, 8)).to(torch.int32)
+    return (bits * weights).sum(-1).to(torch.uint8)
+
+
+def unpack_mask(packed: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., K // 8) → bool (..., K)."""
+    shifts = torch.arange(8, device=packed.device, dtype=torch.int32)
+    bits = (packed.to(torch.int32).unsqueeze(-1) >> shifts) & 1
+    return bits.flatten(-2).bool()
+
+
+def _work_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def quest_quantize_fwd_ref(x2d: torch.Tensor, bits: int, alpha: float, trust: float | None = None,
+                           block: int = 128, hadamard: bool = True):
+    """Reference of `quest_quantize_fwd`: (x̂ in the rotated domain (x's dtype), packed mask, Δ per row).
+
+    Δ (float32 / float64, shape (M,)) is the grid step: x̂ = (j − ½)·Δ with integer j.
+    """
+    q, mask, delta = _fwd_ref_work(x2d, bits, alpha, trust, block, hadamard)
+    return q.to(x2d.dtype), pack_mask(mask), delta
+
+
+def _fwd_ref_work(x2d, bits, alpha, trust, block, hadamard):
+    """(x̂ in the working precision, bool mask, Δ)."""
+    if trust is None:
+        trust = default_trust(bits, alpha)
+    wd = _work_dtype(x2d.dtype)
+    y = x2d.to(wd)
+    if hadamard:
+        y = block_hadamard(y, block)
+    levels = 2**bits
+    sigma = torch.sqrt((y * y).sum(-1, keepdim=True) / y.shape[-1])
+    s = alpha * sigma + 1e-8
+    delta = (2.0 * s) / (levels - 1)
+    v = torch.clamp(y, -s, s) / delta + 0.5
+    j = torch.clamp(torch.round(v), 1 - levels // 2, levels // 2)
+    q = (j - 0.5) * delta
+    mask = (q - y).abs() <= trust * sigma
+    return q, mask, delta.squeeze(-1)
+
+
+def quest_quantize_bwd_ref(grad: torch.Tensor, mask: torch.Tensor, block: int = 128,
+                           hadamard: bool = True, grad_rotated: bool = False) -> torch.Tensor:
+    """Reference of `quest_quantize_bwd`: ∂x = ((g·H) ⊙ M)·Hᵀ  (grad_rotated: g is already g·H).
+
+    `mask` may be packed (uint8, (M, K//8)) or bool (M, K).
+    """
+    m = unpack_mask(mask) if mask.dtype == torch.uint8 else mask.bool()
+    wd = _work_dtype(grad.dtype)
+    g = grad.to(wd)
+    if hadamard and not grad_rotated:
+        g = block_hadamard(g, block)
+    g = torch.where(m, g, torch.zeros((), dtype=wd, device=g.device))
+    if hadamard:
+        g = block_hadamard(g, block)
+    return g.to(grad.dtype)
+
+
+def quest_fake_quant_ref(x: torch.Tensor, bits: int, alpha: float, trust: float | None = None,
+                         hadamard: bool = True, block: int = 128, rotated: bool = False) -> torch.Tensor:
+    """Forward value of `quest_fake_quant` (no autograd): Q(x·H)·Hᵀ, or Q(x·H) if `rotated`."""
+    k = x.shape[-1]
+    q, _, _ = _fwd_ref_work(x.reshape(-1, k), bits, alpha, trust, block, hadamard)
+    if hadamard and not rotated:
+        q = block_hadamard(q, block)
+    return q.to(x.dtype).reshape(x.shape)
