@@ -238,12 +238,12 @@ def _kernel_available() -> bool:
 
 
 @pytest.mark.skipif(not _kernel_available(), reason="quest_lab.kernels.quest_fake_quant not available")
-@pytest.mark.parametrize("hadamard", [True, False])
-def test_triton_backend_matches_torch(hadamard):
+@pytest.mark.parametrize("hadamard,a_bits", [(True, 4), (False, 4), (True, 16)])
+def test_triton_backend_matches_torch(hadamard, a_bits):
     torch.manual_seed(0)
     opts = {"hadamard": hadamard}
-    ref = QuantLinear(64, 16, qconfig=QuantConfig("quest", 4, 4, opts, "torch"))
-    tri = QuantLinear(64, 16, qconfig=QuantConfig("quest", 4, 4, opts, "triton"))
+    ref = QuantLinear(64, 16, qconfig=QuantConfig("quest", 4, a_bits, opts, "torch"))
+    tri = QuantLinear(64, 16, qconfig=QuantConfig("quest", 4, a_bits, opts, "triton"))
     tri.load_state_dict(ref.state_dict())
     x = torch.randn(8, 64)
     xr, xt = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
@@ -253,3 +253,40 @@ def test_triton_backend_matches_torch(hadamard):
     yt.sum().backward()
     torch.testing.assert_close(xt.grad, xr.grad, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(tri.weight.grad, ref.weight.grad, atol=1e-4, rtol=1e-4)
+
+
+# -- rotated-basis GEMM (both sides QuEST + Hadamard) --------------------------------------------
+def test_rotated_gemm_equals_derotated_path():
+    torch.manual_seed(0)
+    layer = QuantLinear(96, 40, bias=True, qconfig=QuantConfig("quest", 3, 4, backend="torch")).double()
+    assert layer.rotated_gemm
+    x = torch.randn(2, 5, 96, dtype=torch.float64, requires_grad=True)
+    y = layer(x)
+    g = torch.randn_like(y)
+    y.backward(g)
+    x2 = x.detach().clone().requires_grad_(True)
+    w2 = layer.weight.detach().clone().requires_grad_(True)
+    y2 = torch.nn.functional.linear(layer.aq(x2), layer.wq(w2), layer.bias)
+    y2.backward(g)
+    torch.testing.assert_close(y, y2, atol=1e-10, rtol=0)
+    torch.testing.assert_close(x.grad, x2.grad, atol=1e-10, rtol=0)
+    torch.testing.assert_close(layer.weight.grad, w2.grad, atol=1e-10, rtol=0)
+    assert not QuantLinear(96, 8, qconfig=QuantConfig("quest", 4, 16)).rotated_gemm
+    assert not QuantLinear(96, 8, qconfig=QuantConfig("quest", 4, 4, {"hadamard": False})).rotated_gemm
+
+
+def test_explicit_triton_backend_without_kernel_fails_clearly(monkeypatch):
+    from quest_lab.quant import quest as quest_mod
+
+    monkeypatch.setattr(quest_mod, "_triton_kernel", lambda: None)
+    q = build_quantizer("quest", 4, "activation", 64, {}, "triton")
+    with pytest.raises(RuntimeError, match="backend='triton'"):
+        q(torch.randn(2, 64))
+    assert build_quantizer("quest", 4, "activation", 64, {}, "auto")(torch.randn(2, 64)).shape == (2, 64)
+
+
+def test_build_quantizer_rejects_unknown_name_and_role():
+    with pytest.raises(ValueError, match="allowed: quest"):
+        build_quantizer("nope", 4, "weight", 8)
+    with pytest.raises(ValueError, match="allowed: weight, activation"):
+        build_quantizer("quest", 4, "bias", 8)  # type: ignore[arg-type]

@@ -8,7 +8,8 @@ from quest_lab.quant.estimators import STE, LSQFunction, MaskedSTE
 from quest_lab.quant.gaussian import (FP4_E2M1_GRID, FP4_RMS_SCALE, GAUSSIAN_ALPHA, gaussian_alpha,
                                       gaussian_grid_mse, optimal_fp4_scale, optimal_gaussian_clip)
 from quest_lab.quant.hadamard import hadamard_block_for, hadamard_matrix, hadamard_transform
-from quest_lab.quant.quest import default_trust, quest_quantize, uniform_fake_quant
+from quest_lab.quant.quest import (default_trust, quest_quantize, quest_quantize_rotated,
+                                   uniform_fake_quant)
 
 # Importing these modules registers their quantizers.
 from quest_lab.quant import baselines as _baselines  # noqa: F401  (bf16/none, ste, clip, fp4)
@@ -24,5 +25,5 @@ __all__ = [
     "QUANTIZERS", "ROLES", "STE", "QuantConfig", "QuantLinear", "Quantizer", "build_quantizer",
     "default_trust", "fp4_fake_quant", "gaussian_alpha", "gaussian_grid_mse", "hadamard_block_for",
     "hadamard_matrix", "hadamard_transform", "optimal_fp4_scale", "optimal_gaussian_clip",
-    "quest_quantize", "register_quantizer", "uniform_fake_quant",
+    "quest_quantize", "quest_quantize_rotated", "register_quantizer", "uniform_fake_quant",
 ]

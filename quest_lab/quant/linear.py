@@ -29,7 +29,17 @@ class QuantLinear(nn.Linear):
             self.wq.to(device=device)
             self.aq.to(device=device)
 
+    @property
+    def rotated_gemm(self) -> bool:
+        """Both sides QuEST with Hadamard: Q(xH)·Hᵀ·(Q(WH)·Hᵀ)ᵀ = Q(xH)·Q(WH)ᵀ (HᵀH = I), so the GEMM
+        runs in the rotated basis and the two inverse rotations are skipped (same value and gradients
+        up to float rounding)."""
+        rot = getattr(self.wq, "rotates", False) and getattr(self.aq, "rotates", False)
+        return bool(rot) and self.wq.options["hadamard_block"] == self.aq.options["hadamard_block"]
+
     def forward(self, x: Tensor) -> Tensor:
+        if self.rotated_gemm:
+            return F.linear(self.aq.forward_rotated(x), self.wq.forward_rotated(self.weight), self.bias)
         return F.linear(self.aq(x), self.wq(self.weight), self.bias)
 
     def extra_repr(self) -> str:

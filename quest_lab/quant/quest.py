@@ -50,6 +50,18 @@ def _check_int_bits(bits: float) -> int:
     return int(round(bits))
 
 
+def quest_quantize_rotated(x: torch.Tensor, bits: float, trust: float | None = None,
+                           block: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+    """Q(x·H) left in the rotated domain (with the trust estimator): ∂x = (∂out ⊙ M)·Hᵀ.
+
+    Q(x·H)·Q(W·H)ᵀ equals the de-rotated product, so a GEMM can skip the two inverse rotations.
+    """
+    b = _check_int_bits(bits)
+    t = default_trust(b) if trust is None else float(trust)
+    x_r = hadamard_transform(x, hadamard_block_for(x.shape[-1], block))
+    return MaskedSTE.apply(x_r, functools.partial(_quest_grid, bits=b, trust=t))
+
+
 def quest_quantize(x: torch.Tensor, bits: float, trust: float | None = None, hadamard: bool = True,
                    block: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
     """Pure-torch QuEST fake-quantization along the last dim.
@@ -103,17 +115,34 @@ class QuestQuantizer(Quantizer):
             return True
         return x.is_cuda and _triton_kernel() is not None
 
+    def _kernel_args(self, x: torch.Tensor) -> dict[str, Any]:
+        b = int(round(self.bits))
+        trust = self.options["trust"]
+        # the kernel tiles rows by `block` even without rotation, so pass the same block either way
+        return {"bits": b, "alpha": gaussian_alpha(b), "trust": default_trust(b) if trust is None else float(trust),
+                "block": hadamard_block_for(x.shape[-1], self.options["hadamard_block"])}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.enabled and self._use_triton(x):
-            b = int(round(self.bits))
-            trust = self.options["trust"]
-            hadamard = self.options["hadamard"]
-            # the kernel tiles rows by `block` even without rotation, so pass the same block either way
-            blk = hadamard_block_for(x.shape[-1], self.options["hadamard_block"])
-            return _triton_kernel()(x, bits=b, alpha=gaussian_alpha(b),
-                                    trust=default_trust(b) if trust is None else float(trust),
-                                    hadamard=hadamard, block=blk)
+            return _triton_kernel()(x, hadamard=self.options["hadamard"], **self._kernel_args(x))
         return super().forward(x)
+
+    @property
+    def rotates(self) -> bool:
+        """True when this quantizer works in a Hadamard-rotated basis (enabled, hadamard=True)."""
+        return self.enabled and self.options["hadamard"]
+
+    def forward_rotated(self, x: torch.Tensor) -> torch.Tensor:
+        """Q(x·H) in the rotated basis (requires `rotates`); same dtype/shape as x."""
+        if not self.rotates:
+            raise RuntimeError("forward_rotated needs an enabled QuEST quantizer with hadamard=True")
+        if self._use_triton(x):
+            from quest_lab.kernels import quest_fake_quant_rotated
+
+            return quest_fake_quant_rotated(x, **self._kernel_args(x))
+        xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+        o = self.options
+        return quest_quantize_rotated(xf, self.bits, o["trust"], o["hadamard_block"])[0].to(x.dtype)
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
         o = self.options
