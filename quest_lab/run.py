@@ -101,8 +101,10 @@ class RunConfig:
             raise ValueError("warmup_frac must be in [0, 1) and final_lr_frac in [0, 1]")
         if self.divergence_factor <= 1:
             raise ValueError(f"divergence_factor={self.divergence_factor!r} must be > 1")
-        # Quantizer options are validated by the quantizer itself (raises ValueError on bad keys).
-        from quest_lab.quant import QuantConfig
+        from quest_lab.data import DataConfig  # corpus exists, tokenizer known
+        from quest_lab.quant import QuantConfig  # quantizer options are validated by the quantizer
+
+        DataConfig(corpus=self.corpus, tokenizer=self.tokenizer, vocab_size=self.vocab_size)
 
         QuantConfig(name=self.quantizer, w_bits=self.w_bits, a_bits=self.a_bits,
                     options=dict(self.quantizer_options), backend=self.backend)

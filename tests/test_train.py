@@ -1,0 +1,72 @@
+import math
+
+import pytest
+
+from quest_lab.run import RunConfig, RunResult
+from quest_lab.train import lr_at, train
+
+FAST = dict(size="nano", corpus="shakespeare", tokenizer="byte", seq_len=32, batch_size=8,
+            eval_tokens=2048, device="cpu")
+
+
+def test_lr_schedule_one_cycle():
+    peak, total = 1e-3, 100
+    assert lr_at(0, total, peak, 0.1, 0.1) == pytest.approx(peak / 100)
+    assert lr_at(10, total, peak, 0.1, 0.1) == pytest.approx(peak)
+    assert lr_at(100, total, peak, 0.1, 0.1) == pytest.approx(0.1 * peak)
+    values = [lr_at(s, total, peak, 0.1, 0.1) for s in range(10, 101)]
+    assert values == sorted(values, reverse=True)
+
+
+def test_loss_falls_and_result_is_complete():
+    result = train(RunConfig(tokens=40 * 8 * 32, eval_every=20, **FAST))
+    assert isinstance(result, RunResult) and result.status == "completed"
+    assert result.final_eval_loss < math.log(256) - 1.0  # well below the uniform-prediction loss
+    assert result.train_curve[-1][2] < result.train_curve[0][2]
+    assert result.tokens == 40 * 8 * 32 and result.steps == 40
+    assert result.n_params == RunConfig(tokens=1, **FAST).n_params
+    assert [e[0] for e in result.eval_curve] == [20, 40]
+    assert result.tokens_per_s > 0 and "torch" in result.versions and result.data_identity
+    RunResult.from_dict(result.to_dict())  # JSON-able round trip
+
+
+def test_same_seed_same_loss_different_seed_differs():
+    a = train(RunConfig(tokens=10 * 8 * 32, **FAST))
+    b = train(RunConfig(tokens=10 * 8 * 32, **FAST))
+    c = train(RunConfig(tokens=10 * 8 * 32, seed=1, **FAST))
+    assert a.final_eval_loss == b.final_eval_loss
+    assert a.final_eval_loss != c.final_eval_loss
+
+
+def test_quantized_runs_train():
+    for q, w, a in (("quest", 4, 4), ("ste", 4, 4), ("quest", 1, 1)):
+        r = train(RunConfig(quantizer=q, w_bits=w, a_bits=a, tokens=10 * 8 * 32, **FAST))
+        assert r.status == "completed" and math.isfinite(r.final_eval_loss)
+        assert r.quantizer == q and r.w_bits == w
+
+
+def test_divergence_is_recorded_not_raised():
+    r = train(RunConfig(tokens=30 * 8 * 32, lr=50.0, warmup_frac=0.0, **FAST))
+    assert r.status == "diverged"
+    assert r.final_eval_loss is None and "train loss" in r.error
+
+
+def test_tokens_per_param_budget():
+    cfg = RunConfig(tokens_per_param=0.5, **FAST)
+    assert cfg.token_budget == round(0.5 * cfg.n_params)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(size="huge"), "allowed: nano"),
+    (dict(quantizer="magic"), "allowed:"),
+    (dict(w_bits=9), "allowed: 1, 1.58, 2"),
+    (dict(a_bits=0), "not a supported bit-width"),
+    (dict(tokens=0), "positive integer"),
+    (dict(tokens=None), "exactly one of"),
+    (dict(corpus="/no/such/corpus.txt"), "neither a built-in corpus"),
+])
+def test_bad_config(bad, match):
+    kwargs = dict(FAST, tokens=1000)
+    kwargs.update(bad)
+    with pytest.raises(ValueError, match=match):
+        RunConfig(**kwargs)
