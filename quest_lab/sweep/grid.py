@@ -1,0 +1,150 @@
+"""Grid expansion and run identity: Sweep -> RunConfigs -> run_ids -> the plan (what is left to run).
+
+run_id = `RunConfig.run_id(data_identity)`: a hash of the resolved config, the corpus/tokenizer
+identity (`quest_lab.data.data_identity`) and the schema version.  The plan subtracts runs the
+store already holds as completed/diverged (and failed, unless `rerun_failed`).
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from quest_lab.run import RunConfig
+from quest_lab.sweep.spec import JOINT_BITS, SpecError, Sweep
+
+log = logging.getLogger(__name__)
+
+DataIdentityFn = Callable[[str, str, int], str]
+DONE_STATUSES = ("completed", "diverged")
+
+
+def _matches(resolved: dict[str, Any], pattern: dict[str, Any]) -> bool:
+    """Does an exclude pattern match a resolved point?  `bits` in a pattern means w_bits+a_bits."""
+    pattern = dict(pattern)
+    if JOINT_BITS in pattern:
+        pattern["w_bits"], pattern["a_bits"] = pattern.pop(JOINT_BITS)
+    return all(key in resolved and resolved[key] == value for key, value in pattern.items())
+
+
+def _resolve(sweep: Sweep, point: dict[str, Any]) -> dict[str, Any]:
+    """base ∪ point → RunConfig kwargs.  A point's token budget replaces the base's other kind."""
+    merged = dict(sweep.base)
+    if "tokens" in point:
+        merged.pop("tokens_per_param", None)
+    if "tokens_per_param" in point:
+        merged.pop("tokens", None)
+    if JOINT_BITS in point or "w_bits" in point or "a_bits" in point:
+        merged.pop(JOINT_BITS, None)
+    merged.update(point)
+    if JOINT_BITS in merged:
+        merged["w_bits"], merged["a_bits"] = merged.pop(JOINT_BITS)
+    return merged
+
+
+def _describe(point: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in point.items()) or "(base only)"
+
+
+def expand(sweep: Sweep) -> list[RunConfig]:
+    """Every RunConfig of the sweep: grid product minus exclude, plus include; de-duplicated,
+    in file order.  Raises SpecError naming the first point RunConfig rejects."""
+    names = list(sweep.axes)
+    points: list[tuple[str, dict[str, Any]]] = []
+    for combo in itertools.product(*(sweep.axes[n] for n in names)):
+        point = dict(zip(names, combo))
+        if any(_matches(_resolve(sweep, point), ex) for ex in sweep.exclude):
+            continue
+        points.append(("grid point", point))
+    if not sweep.axes and not sweep.include:
+        points.append(("base", {}))
+    points += [(f"include[{i}]", p) for i, p in enumerate(sweep.include)]
+
+    configs: list[RunConfig] = []
+    seen: set[RunConfig] = set()
+    for where, point in points:
+        try:
+            cfg = RunConfig.from_dict(_resolve(sweep, point))
+        except (ValueError, TypeError) as exc:
+            raise SpecError(sweep.path, where, f"{_describe(point)}: {exc}") from None
+        key = _freeze(cfg)
+        if key not in seen:
+            seen.add(key)
+            configs.append(cfg)
+    if not configs:
+        raise SpecError(sweep.path, "exclude", "every grid point is excluded; nothing to run")
+    return configs
+
+
+def _freeze(cfg: RunConfig) -> Any:
+    """Hashable identity of a config (quantizer_options is a dict)."""
+    return tuple(sorted((k, repr(v)) for k, v in cfg.to_dict().items()))
+
+
+def default_data_identity() -> DataIdentityFn:
+    from quest_lab.data import data_identity
+
+    return data_identity
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    run_id: str
+    config: RunConfig
+    data_identity: str
+
+    @property
+    def cost(self) -> float:
+        """Relative compute estimate (N·D) used to launch long runs first."""
+        return float(self.config.n_params) * float(self.config.token_budget)
+
+
+@dataclass
+class Plan:
+    sweep: Sweep
+    runs: list[PlannedRun]  # the whole grid, in file order
+    existing: dict[str, str] = field(default_factory=dict)  # run_id -> status in the store
+    rerun_failed: bool = False
+
+    @property
+    def total(self) -> int:
+        return len(self.runs)
+
+    @property
+    def done(self) -> list[PlannedRun]:
+        return [r for r in self.runs if self.existing.get(r.run_id) in DONE_STATUSES]
+
+    @property
+    def failed(self) -> list[PlannedRun]:
+        return [r for r in self.runs if self.existing.get(r.run_id) == "failed"]
+
+    @property
+    def to_run(self) -> list[PlannedRun]:
+        """Missing, pending, or left `running` by a killed driver (+ failed with rerun_failed);
+        longest first so the last trials to finish are short ones."""
+        skip = DONE_STATUSES if self.rerun_failed else DONE_STATUSES + ("failed",)
+        todo = [r for r in self.runs if self.existing.get(r.run_id) not in skip]
+        return sorted(todo, key=lambda r: -r.cost)
+
+    def summary(self) -> str:
+        failed = len(self.failed)
+        skipped = "" if self.rerun_failed or not failed else f" ({failed} failed skipped; --rerun-failed retries them)"
+        return (f"sweep {self.sweep.name}: {self.total} total, {len(self.done)} done, "
+                f"{len(self.to_run)} to run{skipped}")
+
+
+def plan_sweep(sweep: Sweep, existing: Callable[[list[str]], dict[str, str]],
+               *, rerun_failed: bool = False, data_identity: DataIdentityFn | None = None) -> Plan:
+    """Resolve the grid, compute run_ids and look their status up with `existing(run_ids)`."""
+    ident = data_identity or default_data_identity()
+    cache: dict[tuple[str, str, int], str] = {}
+    runs: list[PlannedRun] = []
+    for cfg in expand(sweep):
+        key = (cfg.corpus, cfg.tokenizer, cfg.vocab_size)
+        if key not in cache:
+            cache[key] = ident(*key)
+        runs.append(PlannedRun(cfg.run_id(cache[key]), cfg, cache[key]))
+    return Plan(sweep=sweep, runs=runs, existing=existing([r.run_id for r in runs]),
+                rerun_failed=rerun_failed)

@@ -1,0 +1,173 @@
+"""The Ray Tune executor: one Tune trial per run, resources per trial, retries, bounded concurrency.
+
+Workers only run `train_fn(config)` and report the RunResult as JSON; the `_EventsCallback`
+(a Tune callback, so it runs in the driver) turns trial starts / results / errors into
+`TrialEvents` calls, and the driver's listener writes the store.  Ray's own console output is
+switched off: the user sees the driver's progress bar only.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from quest_lab.run import RunConfig, RunResult
+from quest_lab.sweep.executors import Executor, TrainFn, TrialEvents, register_executor
+from quest_lab.sweep.grid import PlannedRun
+from quest_lab.sweep.spec import safe_name
+
+log = logging.getLogger(__name__)
+
+# Environment for a quiet local cluster (and for its workers).
+QUIET_ENV = {
+    "RAY_AUTH_MODE": "disabled",
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_DEDUP_LOGS": "0",
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
+}
+RESULT_KEY = "quest_lab_result"
+
+
+def default_storage_path() -> str:
+    root = Path(os.environ.get("QUEST_LAB_CACHE", Path.home() / ".cache" / "quest-lab")) / "ray"
+    root.mkdir(parents=True, exist_ok=True)
+    return str(root)
+
+
+def worker_env() -> dict[str, str]:
+    """Workers import what the driver can import (train_fn may live in a test or user module) and
+    keep the driver's working directory (relative corpus paths)."""
+    paths = [p for p in sys.path if p and Path(p).exists()]
+    extra = os.environ.get("PYTHONPATH", "")
+    env = {"PYTHONPATH": os.pathsep.join(paths + ([extra] if extra else [])),
+           "RAY_CHDIR_TO_TRIAL_DIR": "0"}
+    env.update({k: os.environ.get(k, v) for k, v in QUIET_ENV.items()})
+    return env
+
+
+def quiet_ray_logging(level: int = logging.ERROR) -> None:
+    for name in ("ray", "ray.tune", "ray.train", "ray.air", "ray.data"):
+        logging.getLogger(name).setLevel(level)
+
+
+def _trial(config: dict[str, Any], *, train_fn: TrainFn, runs: dict[str, dict[str, Any]]) -> None:
+    """Worker side: train one run and report its result (no store access)."""
+    from ray import tune
+
+    result = train_fn(RunConfig.from_dict(runs[config["run_id"]]))
+    tune.report({RESULT_KEY: json.dumps(result.to_dict())})
+
+
+def _trial_error(trial: Any) -> str:
+    exc = None
+    try:
+        exc = trial.get_pickled_error()
+    except Exception:  # noqa: BLE001 - the error file may be unreadable; fall back to the text
+        pass
+    if exc is not None:
+        cause = getattr(exc, "cause", None) or exc
+        return f"{type(cause).__name__}: {cause}\n{exc}"[-8000:]
+    try:
+        text = trial.get_error()
+    except Exception:  # noqa: BLE001
+        text = None
+    return str(text or "trial failed (no error text from Ray)")[-8000:]
+
+
+def _events_callback(events: TrialEvents):
+    from ray.tune import Callback
+
+    class _EventsCallback(Callback):
+        """Runs in the driver: forwards trial lifecycle to the driver's listener."""
+
+        def __init__(self) -> None:
+            self.reported: set[str] = set()
+            self.attempt: dict[str, int] = {}
+
+        @staticmethod
+        def _rid(trial: Any) -> str:
+            return trial.config["run_id"]
+
+        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            rid = self._rid(trial)
+            self.attempt[rid] = self.attempt.get(rid, 0) + 1
+            events.started(rid, self.attempt[rid])
+
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+            rid = self._rid(trial)
+            if RESULT_KEY in result and rid not in self.reported:
+                self.reported.add(rid)
+                run_result = RunResult.from_dict(json.loads(result[RESULT_KEY]))
+                events.finished(rid, run_result, self.attempt.get(rid, 1))
+
+        def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            rid = self._rid(trial)
+            events.retrying(rid, _trial_error(trial), self.attempt.get(rid, 1))
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            rid = self._rid(trial)
+            if rid not in self.reported:
+                self.reported.add(rid)
+                events.failed(rid, _trial_error(trial), self.attempt.get(rid, 1))
+
+    return _EventsCallback()
+
+
+@register_executor("ray")
+class RayExecutor(Executor):
+    """Ray Tune `Tuner` over a grid of run_ids; uses a running Ray session if there is one,
+    else `ray.init(address=...)` (local cluster when address is None) and shuts it down after."""
+
+    startup_s: float = 0.0  # time spent in ray.init (0 when a session was already running)
+
+    def run(self, runs: Sequence[PlannedRun], events: TrialEvents) -> None:
+        if not runs:
+            return
+        import ray
+
+        cfg = self.config
+        started_here = False
+        if not ray.is_initialized():
+            for k, v in QUIET_ENV.items():
+                os.environ.setdefault(k, v)
+            quiet_ray_logging(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.ERROR)
+            t0 = time.perf_counter()
+            ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.ERROR, runtime_env={"env_vars": worker_env()})
+            self.startup_s = time.perf_counter() - t0
+            started_here = True
+            log.info("ray.init took %.1f s", self.startup_s)
+        try:
+            self._fit(runs, events)
+        finally:
+            if started_here:
+                ray.shutdown()
+
+    def _fit(self, runs: Sequence[PlannedRun], events: TrialEvents) -> None:
+        from ray import tune
+
+        cfg = self.config
+        configs = {r.run_id: r.config.to_dict() for r in runs}
+        trainable = tune.with_parameters(_trial, train_fn=self.train_fn, runs=configs)
+        resources = {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, resources),
+            param_space={"run_id": tune.grid_search([r.run_id for r in runs])},
+            tune_config=tune.TuneConfig(max_concurrent_trials=cfg.max_concurrent, num_samples=1),
+            run_config=tune.RunConfig(
+                name=f"{safe_name(cfg.name)}-{time.strftime('%Y%m%d-%H%M%S')}",
+                storage_path=cfg.storage_path or default_storage_path(),
+                failure_config=tune.FailureConfig(max_failures=cfg.retries),
+                verbose=0,
+                log_to_file=False,
+                callbacks=[_events_callback(events)],
+            ),
+        )
+        tuner.fit()

@@ -1,0 +1,234 @@
+"""Sweep files: schema, validation and parsing (`load_spec`).
+
+A sweep YAML holds::
+
+    name: smoke                    # [A-Za-z0-9_.-]+, the sweep's key in the store
+    base: {corpus: shakespeare}    # defaults for every run (any RunConfig field)
+    grid:                          # axes whose values are crossed
+      size: [nano, micro, tiny]
+      bits: [[4, 4], [8, 8], 16]   # joint (w_bits, a_bits) axis; a scalar b means [b, b]
+      tokens_per_param: [25, 50]   # or `tokens`
+    include: [{size: small, bits: [4, 4], tokens: 100000}]   # extra points (merged on base)
+    exclude: [{size: nano, bits: [16, 16]}]                  # drop grid points matching all keys
+    resources: {cpus: 1, gpus: 0}  # per trial, fractional allowed
+    max_concurrent: 2              # default: as many as the resources allow
+    retries: 1                     # Ray FailureConfig(max_failures=retries)
+    store: sqlite:///results.db    # any SQLAlchemy URL
+
+Everything is checked before anything runs; every problem is a `SpecError` naming the file,
+the key path (e.g. `grid.size[2]`) and the allowed values.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from quest_lab.run import VALID_BITS, RunConfig
+
+DEFAULT_STORE = "sqlite:///results.db"
+# The keys a sweep may set on a run: RunConfig's fields plus the joint `bits` = [w_bits, a_bits].
+JOINT_BITS = "bits"
+
+
+class SpecError(ValueError):
+    """A sweep file is malformed.  str() is one line: `FILE: KEY.PATH: problem; allowed: ...`."""
+
+    def __init__(self, file: str | Path, where: str, message: str) -> None:
+        self.file, self.where, self.message = str(file), where, message
+        super().__init__(f"{file}: {where}: {message}" if where else f"{file}: {message}")
+
+
+def run_fields() -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(RunConfig))
+
+
+def run_keys() -> tuple[str, ...]:
+    return run_fields() + (JOINT_BITS,)
+
+
+@lru_cache(maxsize=None)
+def _field_adapters() -> dict[str, TypeAdapter]:
+    hints = typing.get_type_hints(RunConfig)
+    return {name: TypeAdapter(hints[name]) for name in run_fields()}
+
+
+class Resources(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    cpus: float = Field(1.0, gt=0, description="CPUs per trial (fractional allowed)")
+    gpus: float = Field(0.0, ge=0, description="GPUs per trial (fractional allowed)")
+
+
+class SweepSpec(BaseModel):
+    """The validated contents of a sweep file (structure only; see `load_spec` for semantics)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$", max_length=200)
+    base: dict[str, Any] = Field(default_factory=dict)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    include: list[dict[str, Any]] = Field(default_factory=list)
+    exclude: list[dict[str, Any]] = Field(default_factory=list)
+    resources: Resources = Field(default_factory=Resources)
+    max_concurrent: int | None = Field(None, ge=1)
+    retries: int = Field(0, ge=0, le=100)
+    store: str = DEFAULT_STORE
+
+    @field_validator("store")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(v)
+        except ArgumentError:
+            raise ValueError(f"{v!r} is not a SQLAlchemy URL (e.g. sqlite:///results.db)") from None
+        return v
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _bits_value(file: str, where: str, value: Any) -> tuple[float, float]:
+    """A joint bits entry: [w, a] or a scalar b meaning [b, b]."""
+    allowed = ", ".join(f"{b:g}" for b in VALID_BITS)
+    pair = [value, value] if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    if (not isinstance(pair, (list, tuple)) or len(pair) != 2
+            or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in pair)):
+        raise SpecError(file, where, f"{value!r} is not a bit-width or a [w_bits, a_bits] pair; "
+                                     f"bit-widths allowed: {allowed}")
+    for b in pair:
+        if not any(abs(float(b) - v) < 1e-9 for v in VALID_BITS):
+            raise SpecError(file, where, f"bit-width {b!r} is out of range; allowed: {allowed} (16 = off)")
+    return float(pair[0]), float(pair[1])
+
+
+def _check_value(file: str, where: str, key: str, value: Any) -> Any:
+    """Type- and registry-check one run option; returns the normalised value."""
+    from quest_lab.model import MODEL_SIZES
+    from quest_lab.quant import QUANTIZERS
+
+    if key == JOINT_BITS:
+        return _bits_value(file, where, value)
+    try:
+        value = _field_adapters()[key].validate_python(value, strict=True)
+    except ValidationError as exc:
+        msg = exc.errors()[0]["msg"]
+        raise SpecError(file, where, f"{value!r} has the wrong type for {key} ({msg})") from None
+    if key == "size" and value not in MODEL_SIZES:
+        raise SpecError(file, where, f"size {value!r} is unknown; allowed: {', '.join(MODEL_SIZES)}")
+    if key == "quantizer" and value not in QUANTIZERS:
+        raise SpecError(file, where, f"quantizer {value!r} is unknown; allowed: {', '.join(QUANTIZERS)}")
+    if key in ("w_bits", "a_bits"):
+        _bits_value(file, where, value)
+    return value
+
+
+def _check_point(file: str, where: str, point: dict[str, Any]) -> dict[str, Any]:
+    """Check every key/value of a partial run (base, include/exclude entry)."""
+    out: dict[str, Any] = {}
+    for key, value in point.items():
+        if key not in run_keys():
+            raise SpecError(file, f"{where}.{key}", f"unknown run option; allowed: {', '.join(run_keys())}")
+        out[key] = _check_value(file, f"{where}.{key}", key, value)
+    if JOINT_BITS in out and ({"w_bits", "a_bits"} & set(out)):
+        raise SpecError(file, where, "give either `bits` or `w_bits`/`a_bits`, not both")
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """A validated sweep: the raw spec plus normalised base / axes / include / exclude."""
+
+    spec: SweepSpec
+    path: str
+    base: dict[str, Any]
+    axes: dict[str, list[Any]]
+    include: list[dict[str, Any]]
+    exclude: list[dict[str, Any]]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def parse_spec(raw: Any, file: str | Path = "<sweep>") -> Sweep:
+    """Validate an already-loaded YAML document.  Raises SpecError."""
+    file = str(file)
+    if not isinstance(raw, dict):
+        raise SpecError(file, "", f"the top level must be a mapping of keys "
+                                  f"({', '.join(SweepSpec.model_fields)}), got {type(raw).__name__}")
+    try:
+        spec = SweepSpec.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = _loc(err["loc"])
+        if err["type"] == "extra_forbidden":
+            parent = err["loc"][:-1]
+            allowed = (Resources.model_fields if parent == ("resources",) else SweepSpec.model_fields)
+            raise SpecError(file, where, f"unknown key; allowed: {', '.join(allowed)}") from None
+        if err["type"] == "missing":
+            raise SpecError(file, where, "required key is missing") from None
+        raise SpecError(file, where, f"{err['msg']} (got {err.get('input')!r})") from None
+
+    base = _check_point(file, "base", spec.base)
+    axes: dict[str, list[Any]] = {}
+    for key, values in spec.grid.items():
+        if key not in run_keys():
+            raise SpecError(file, f"grid.{key}", f"unknown axis; allowed: {', '.join(run_keys())}")
+        if not values:
+            raise SpecError(file, f"grid.{key}", "axis is empty; give at least one value")
+        axes[key] = [_check_value(file, f"grid.{key}[{i}]", key, v) for i, v in enumerate(values)]
+        if len(set(map(repr, axes[key]))) != len(axes[key]):
+            raise SpecError(file, f"grid.{key}", f"axis has duplicate values: {values!r}")
+    if JOINT_BITS in axes and ({"w_bits", "a_bits"} & set(axes)):
+        raise SpecError(file, "grid", "give either a `bits` axis or `w_bits`/`a_bits` axes, not both")
+    if "tokens" in axes and "tokens_per_param" in axes:
+        raise SpecError(file, "grid", "give either a `tokens` axis or a `tokens_per_param` axis, not both")
+    include = [_check_point(file, f"include[{i}]", p) for i, p in enumerate(spec.include)]
+    exclude = [_check_point(file, f"exclude[{i}]", p) for i, p in enumerate(spec.exclude)]
+    for i, p in enumerate(exclude):
+        if not p:
+            raise SpecError(file, f"exclude[{i}]", "empty exclude entry would drop every point")
+    if not axes and not include and not base:
+        raise SpecError(file, "grid", "the sweep has no runs: give a grid, include entries or a base")
+    return Sweep(spec=spec, path=file, base=base, axes=axes, include=include, exclude=exclude)
+
+
+def load_spec(path: str | Path) -> Sweep:
+    """Read and validate a sweep file, then resolve every point (so unknown sizes, missing token
+    budgets etc. fail here, before anything runs).  Raises SpecError."""
+    from quest_lab.sweep.grid import expand
+
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(p, "", "no such sweep file")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(p, where, f"invalid YAML: {problem}") from None
+    except UnicodeDecodeError:
+        raise SpecError(p, "", "not a UTF-8 text file") from None
+    sweep = parse_spec(raw, p)
+    expand(sweep)  # raises SpecError naming the first point RunConfig rejects
+    return sweep
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
+
+
+def safe_name(name: str) -> str:
+    return _SAFE.sub("-", name)
