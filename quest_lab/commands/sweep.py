@@ -5,12 +5,15 @@ import logging
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import typer
 from rich.table import Table
 
-from quest_lab.commands import console, err_console, fail
+from rich.markup import escape
+
+from quest_lab.commands import console, err_console
+from quest_lab.commands import fail as _fail
 from quest_lab.run import RUN_STATUSES
 
 app = typer.Typer()
@@ -26,6 +29,11 @@ class ExecutorChoice(str, Enum):
 class ExportFormat(str, Enum):
     csv = "csv"
     parquet = "parquet"
+
+
+def fail(message: str) -> NoReturn:
+    """One-line error, exit 2; the message is printed literally (no rich markup)."""
+    _fail(escape(message))
 
 
 StatusChoice = Enum("StatusChoice", {s: s for s in RUN_STATUSES}, type=str)
@@ -135,7 +143,10 @@ def runs_command(
     if frame.empty:
         console.print("no runs" + (f" in sweep {sweep}" if sweep else "") + (f" with status {status.value}" if status else ""))
         return
-    table = Table("run_id", "sweep", "status", "size", "N", "D", "precision", "seed", "loss", "time s", "error")
+    table = Table()
+    table.add_column("run_id", no_wrap=True, min_width=16)
+    for col in ("sweep", "status", "size", "N", "D", "precision", "seed", "loss", "time s", "error"):
+        table.add_column(col, overflow="fold")
     for r in frame.tail(limit).itertuples(index=False):
         err = (r.error or "").splitlines()[0][:60] if isinstance(r.error, str) else ""
         table.add_row(r.run_id, _fmt(r.sweep), r.status, _fmt(r.size), _fmt(r.N, ".3g"), _fmt(r.D, ".3g"),

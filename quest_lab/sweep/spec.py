@@ -179,6 +179,8 @@ def parse_spec(raw: Any, file: str | Path = "<sweep>") -> Sweep:
             raise SpecError(file, where, f"unknown key; allowed: {', '.join(allowed)}") from None
         if err["type"] == "missing":
             raise SpecError(file, where, "required key is missing") from None
+        if err["type"] == "value_error":
+            raise SpecError(file, where, str(err["ctx"]["error"])) from None
         raise SpecError(file, where, f"{err['msg']} (got {err.get('input')!r})") from None
 
     base = _check_point(file, "base", spec.base)
