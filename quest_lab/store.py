@@ -242,11 +242,11 @@ class Store:
         out: dict[str, str] = {}
         with Session(self._get_engine()) as s:
             if ids is None:
-                return dict(s.execute(select(RunRow.run_id, RunRow.status)).tuples().all())
+                return {rid: st for rid, st in s.execute(select(RunRow.run_id, RunRow.status))}
             for i in range(0, len(ids), 500):
                 chunk = ids[i:i + 500]
                 rows = s.execute(select(RunRow.run_id, RunRow.status).where(RunRow.run_id.in_(chunk)))
-                out.update(rows.tuples().all())
+                out.update((rid, st) for rid, st in rows)
         return out
 
     def register_sweep(self, name: str, spec: dict[str, Any], path: str | None,
@@ -411,7 +411,7 @@ class Store:
         ids = list(run_ids)
         with Session(self._get_engine()) as s:
             rows = s.execute(select(RunRow.run_id, RunRow.config).where(RunRow.run_id.in_(ids)))
-            return {rid: json.loads(cfg) for rid, cfg in rows.tuples()}
+            return {rid: json.loads(cfg) for rid, cfg in rows}
 
     def curves(self, run_ids: Iterable[str]) -> pd.DataFrame:
         ids = list(run_ids)

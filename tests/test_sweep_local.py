@@ -1,0 +1,154 @@
+"""Sweeps with the local executor: resume, grid extension, faults, driver SIGKILL."""
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from cli import app
+from quest_lab.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+runner = CliRunner()
+
+BASE = {"corpus": "shakespeare", "tokenizer": "byte", "seq_len": 32, "batch_size": 4,
+        "device": "cpu", "eval_tokens": 512, "quantizer": "quest"}
+
+
+def sweep_file(tmp_path: Path, grid: dict, *, name: str = "t", retries: int = 0, fname: str = "s.yaml") -> Path:
+    doc = {"name": name, "base": dict(BASE), "grid": grid, "retries": retries,
+           "store": f"sqlite:///{tmp_path / 'results.db'}"}
+    path = tmp_path / fname
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def sweep(path: Path, *extra: str, fn: str = "fake_train"):
+    return runner.invoke(app, ["sweep", str(path), "--executor", "local", "--no-progress",
+                               "--train-fn", f"sweep_fakes:{fn}", *extra])
+
+
+def rows(tmp_path: Path, statuses=None):
+    return Store(f"sqlite:///{tmp_path / 'results.db'}").runs_frame(statuses=statuses)
+
+
+def test_second_run_has_nothing_to_do(tmp_path: Path) -> None:
+    path = sweep_file(tmp_path, {"size": ["nano", "micro"], "bits": [4, 16], "tokens": [1024, 2048]})
+    res = sweep(path)
+    assert res.exit_code == 0, res.output
+    assert "8 total, 0 done, 8 to run" in res.output and "8 completed" in res.output
+    before = rows(tmp_path)
+    res = sweep(path)
+    assert res.exit_code == 0 and "8 total, 8 done, 0 to run" in res.output
+    after = rows(tmp_path)
+    assert len(after) == 8 and after.run_id.tolist() == before.run_id.tolist()
+    assert after.finished_at.tolist() == before.finished_at.tolist()
+
+
+def test_extending_an_axis_runs_only_the_new_points(tmp_path: Path) -> None:
+    path = sweep_file(tmp_path, {"size": ["nano", "micro"], "bits": [4, 16], "tokens": [1024]})
+    assert sweep(path).exit_code == 0
+    first = set(rows(tmp_path).run_id)
+    path = sweep_file(tmp_path, {"size": ["nano", "micro"], "bits": [4, 8, 16], "tokens": [1024]})
+    res = sweep(path, "--dry-run")
+    assert "6 total, 4 done, 2 to run" in res.output
+    res = sweep(path)
+    assert res.exit_code == 0 and "2 completed" in res.output
+    frame = rows(tmp_path)
+    assert len(frame) == 6 and first < set(frame.run_id)
+    assert set(frame[~frame.run_id.isin(first)].w_bits) == {8}
+
+
+def test_dry_run_writes_nothing(tmp_path: Path) -> None:
+    path = sweep_file(tmp_path, {"size": ["nano"], "bits": [4], "tokens": [1024]})
+    res = sweep(path, "--dry-run")
+    assert res.exit_code == 0 and "1 total, 0 done, 1 to run" in res.output
+    assert not (tmp_path / "results.db").exists()
+
+
+def test_raising_trial_is_retried_then_stored_failed(tmp_path: Path, monkeypatch) -> None:
+    calls = tmp_path / "calls"
+    monkeypatch.setenv("QUEST_LAB_FAKE_COUNT_DIR", str(calls))
+    path = sweep_file(tmp_path, {"size": ["nano"], "bits": [4], "tokens": [1024]}, retries=2)
+    res = sweep(path, fn="raising_train")
+    assert res.exit_code == 1
+    assert len(list(calls.iterdir())) == 3  # 1 try + 2 retries
+    failed = rows(tmp_path, ("failed",))
+    assert len(failed) == 1 and failed.attempts.iloc[0] == 3
+    assert failed.error.iloc[0].startswith("RuntimeError: boom: simulated crash")
+    # failed runs are skipped on a plain re-run, retried with --rerun-failed
+    res = sweep(path, fn="fake_train")
+    assert "0 to run" in res.output and "1 failed skipped" in res.output
+    res = sweep(path, "--rerun-failed", fn="fake_train")
+    assert res.exit_code == 0 and "1 to run" in res.output
+    frame = rows(tmp_path, None)
+    assert frame.status.tolist() == ["completed"] and frame.error.isna().all()
+
+
+def test_nan_loss_is_stored_diverged(tmp_path: Path) -> None:
+    path = sweep_file(tmp_path, {"size": ["nano"], "bits": [4, 16], "tokens": [1024]})
+    res = sweep(path, fn="nan_train")
+    assert res.exit_code == 0 and "2 diverged" in res.output
+    assert rows(tmp_path, None).status.tolist() == ["diverged", "diverged"]
+    assert "0 to run" in sweep(path).output  # diverged counts as done
+
+
+def test_mixed_outcomes(tmp_path: Path) -> None:
+    path = sweep_file(tmp_path, {"size": ["nano"], "bits": [4], "tokens": [1024], "seed": [0, 1, 2, 3]})
+    res = sweep(path, fn="seed_raises_train")
+    assert res.exit_code == 1
+    frame = rows(tmp_path, None).set_index("seed")
+    assert frame.status.to_dict() == {0: "completed", 1: "failed", 2: "completed", 3: "failed"}
+
+
+def _count(db: Path, status: str) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+            return con.execute("SELECT count(*) FROM runs WHERE status=?", (status,)).fetchone()[0]
+    except sqlite3.OperationalError:  # tables not created yet
+        return 0
+
+
+def test_sigkill_driver_then_rerun_completes_without_duplicates(tmp_path: Path) -> None:
+    grid = {"size": ["nano", "micro"], "bits": [2, 4, 16], "tokens": [1024]}
+    path = sweep_file(tmp_path, grid)
+    db = tmp_path / "results.db"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(ROOT)]), QUEST_LAB_FAKE_SLEEP="0.4")
+    cmd = [sys.executable, str(ROOT / "cli.py"), "sweep", str(path), "--executor", "local",
+           "--no-progress", "--train-fn", "sweep_fakes:slow_train"]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while _count(db, "completed") < 2:
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < deadline, "sweep did not make progress"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = rows(tmp_path, ("completed",))
+    assert 2 <= len(before) < 6
+    interrupted = rows(tmp_path, None)
+    assert set(interrupted.status) <= {"completed", "running", "pending"}
+
+    res = sweep(path)  # resume in-process with the fast trainer
+    assert res.exit_code == 0, res.output
+    assert f"6 total, {len(before)} done, {6 - len(before)} to run" in res.output
+    after = rows(tmp_path, None)
+    assert len(after) == 6 and after.run_id.is_unique and (after.status == "completed").all()
+    kept = after.set_index("run_id").loc[before.run_id]
+    assert kept.finished_at.tolist() == before.finished_at.tolist()
+    assert kept.loss.tolist() == before.loss.tolist()
