@@ -1,0 +1,126 @@
+"""Run tables for fitting: load from the store or a CSV, normalise columns, label precisions, validate.
+
+CSV input (`load_csv`): columns `N`, `D`, `loss`, optionally `w_bits`, `a_bits`, `quantizer`
+(defaults 16, 16, "bf16"); `C` (training FLOPs) may replace `D`, then D = C/(6N).  Epoch AI's
+Chinchilla extraction is recognised by its column names: `Model Size` → N, `Training FLOP` → C.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from quest_lab.analysis.law_base import BASE_LABEL, Design, InsufficientDataError
+
+log = logging.getLogger(__name__)
+
+COLUMN_ALIASES = {"Model Size": "N", "Training FLOP": "C", "model_size": "N", "tokens": "D", "flops": "C"}
+DEFAULTS = {"w_bits": 16.0, "a_bits": 16.0, "quantizer": "bf16"}
+
+
+def precision_label(quantizer: str, w_bits: float, a_bits: float) -> str:
+    """'<quantizer>:w<w>a<a>' (1.58 stays '1.58'); any w = a = 16 run is the base 'bf16'."""
+    if float(w_bits) >= 16 and float(a_bits) >= 16:
+        return BASE_LABEL
+    return f"{quantizer}:w{float(w_bits):g}a{float(a_bits):g}"
+
+
+def normalise(df: pd.DataFrame, source: str = "data") -> pd.DataFrame:
+    """Rename known aliases, derive D from C, fill precision defaults, add `label`."""
+    df = df.rename(columns={k: v for k, v in COLUMN_ALIASES.items() if k in df.columns and v not in df.columns})
+    if "D" not in df.columns and {"C", "N"} <= set(df.columns):
+        df = df.assign(D=df["C"] / (6.0 * df["N"]))
+    missing = [c for c in ("N", "D", "loss") if c not in df.columns]
+    if missing:
+        raise InsufficientDataError(
+            f"{source} lacks column(s) {missing}; need N, D (or C = training FLOPs), loss "
+            f"(found: {', '.join(map(str, df.columns))})")
+    df = df.copy()
+    for col, default in DEFAULTS.items():
+        if col not in df.columns:
+            df[col] = default
+        else:
+            df[col] = df[col].fillna(default)
+    for col in ("N", "D", "loss", "w_bits", "a_bits"):
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    df["quantizer"] = df["quantizer"].astype(str)
+    df["label"] = [precision_label(q, w, a) for q, w, a in zip(df["quantizer"], df["w_bits"], df["a_bits"])]
+    return df.reset_index(drop=True)
+
+
+def load_csv(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise InsufficientDataError(f"CSV file {str(path)!r} does not exist")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InsufficientDataError(f"cannot read {str(path)!r} as CSV: {exc}") from None
+    return normalise(df, source=str(path))
+
+
+def load_store(url: str, sweep: str | None = None) -> pd.DataFrame:
+    from quest_lab.store import Store  # lazy: the store module is optional for CSV-only use
+
+    return normalise(Store(url).runs_frame(sweep=sweep), source=url)
+
+
+def drop_highest_loss(df: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Epoch AI's replication dropped the 5 highest-loss Chinchilla points."""
+    return df.drop(index=df["loss"].nlargest(k).index).reset_index(drop=True) if k > 0 else df
+
+
+def apply_where(df: pd.DataFrame, where: str | None) -> pd.DataFrame:
+    """Filter with a pandas `DataFrame.query` expression; errors become ValueError."""
+    if not where:
+        return df
+    try:
+        out = df.query(where)
+    except Exception as exc:  # pandas raises many types (SyntaxError, UndefinedVariableError, …)
+        raise InsufficientDataError(f"--where {where!r} is not a valid filter: {exc}") from None
+    if not isinstance(out, pd.DataFrame):
+        raise InsufficientDataError(f"--where {where!r} must be a boolean row filter")
+    return out.reset_index(drop=True)
+
+
+def validate(df: pd.DataFrame, law_name: str, n_params: int, uses_precision: bool) -> pd.DataFrame:
+    """Check the rows can determine the law; return the rows it will use.  Raises InsufficientDataError."""
+    bad = df[~(np.isfinite(df["loss"]) & (df["loss"] > 0))]
+    if len(bad):
+        raise InsufficientDataError(
+            f"{len(bad)} run(s) have NaN, infinite or non-positive loss (rows {list(bad.index[:5])}); "
+            "drop them, e.g. --where 'loss > 0'")
+    badnd = df[~((df["N"] > 0) & (df["D"] > 0) & np.isfinite(df["N"]) & np.isfinite(df["D"]))]
+    if len(badnd):
+        raise InsufficientDataError(f"{len(badnd)} run(s) have missing or non-positive N or D (rows {list(badnd.index[:5])})")
+    if not uses_precision:
+        quant = df["label"] != BASE_LABEL
+        if quant.any():
+            log.warning("%s law ignores %d quantized run(s); fitting the %d 16-bit runs",
+                        law_name, int(quant.sum()), int((~quant).sum()))
+            df = df[~quant].reset_index(drop=True)
+    base = df[df["label"] == BASE_LABEL]
+    sizes, budgets = sorted(base["N"].unique()), sorted(base["D"].unique())
+    if len(sizes) < 2 or len(budgets) < 2:
+        raise InsufficientDataError(
+            f"{law_name} law needs 16-bit runs at >= 2 model sizes and >= 2 token budgets; found sizes "
+            f"{[f'{s:.3g}' for s in sizes]} and token budgets {[f'{b:.3g}' for b in budgets]}")
+    if len(df) <= n_params:
+        raise InsufficientDataError(
+            f"{law_name} law has {n_params} parameters and needs more than {n_params} runs; found {len(df)}")
+    return df
+
+
+def design(df: pd.DataFrame, labels: tuple[str, ...] | None = None) -> Design:
+    """Arrays for the fitter; `labels` fixes the order of precision labels (default: sorted)."""
+    if labels is None:
+        labels = tuple(sorted(set(df["label"]) - {BASE_LABEL}))
+    index = {lab: i for i, lab in enumerate(labels)}
+    idx = np.array([index.get(lab, -1) if lab != BASE_LABEL else -1 for lab in df["label"]], dtype=int)
+    return Design(
+        logN=np.log(df["N"].to_numpy(float)), logD=np.log(df["D"].to_numpy(float)),
+        w_bits=df["w_bits"].to_numpy(float), a_bits=df["a_bits"].to_numpy(float),
+        label_idx=idx, labels=tuple(labels), y=np.log(df["loss"].to_numpy(float)),
+    )

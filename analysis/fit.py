@@ -1,0 +1,243 @@
+"""Fit a registered law to a run table: staged (16-bit base first, then precision terms) or joint.
+
+    result = fit_frame(df, FitConfig(law="quest", bootstrap=200))
+
+Base stage: every start of the law's grid (Chinchilla: 4500) optimised together by batched
+L-BFGS, the best few polished by scipy L-BFGS-B; or `method="varpro"`: NNLS for A, B, E over a
+grid of exponents, then the same polish (Chinchilla-form bases only).  Precision stage: the base
+is held fixed and the precision parameters start from their (shared) grid.  `mode="joint"` then
+frees everything, starting from the staged optimum.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from quest_lab.analysis import data as data_mod
+from quest_lab.analysis.law_base import Design, Law, get_law, load_laws
+from quest_lab.analysis.optimize import HUBER_DELTA, Problem, grid_starts, objective, perturbed, varpro_starts
+
+log = logging.getLogger(__name__)
+
+METHODS = ("grid", "varpro")
+MODES = ("staged", "joint")
+# payload key of each precision-parameter kind ("eff[quest:w4a4]" -> payload["eff"]["quest:w4a4"])
+EFF_KEYS = {"eff": "eff", "effN": "eff", "effD": "eff_D"}
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    law: str = "quest"
+    method: str = "grid"  # "grid" (full start grid) or "varpro" (variable projection)
+    mode: str = "staged"  # "staged" (base first, then precision terms) or "joint"
+    bootstrap: int = 200  # resamples for the CIs; 0 = none
+    ci: float = 0.8  # central interval level (0.8 = Epoch AI's 80% intervals)
+    seed: int = 0
+    workers: int = 2  # processes for the bootstrap
+    holdout_largest: bool = False
+    huber_delta: float = HUBER_DELTA
+
+    def __post_init__(self) -> None:
+        laws = load_laws()
+        if self.law not in laws:
+            raise ValueError(f"law={self.law!r} is unknown; allowed: {', '.join(sorted(laws))}")
+        if self.method not in METHODS:
+            raise ValueError(f"method={self.method!r} is unknown; allowed: {', '.join(METHODS)}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode={self.mode!r} is unknown; allowed: {', '.join(MODES)}")
+        if self.method == "varpro" and not laws[self.law].chinchilla_base:
+            raise ValueError(f"method='varpro' needs a Chinchilla-form base; the {self.law} law has none (use grid)")
+        if self.bootstrap < 0:
+            raise ValueError(f"bootstrap={self.bootstrap} must be >= 0")
+        if not 0 < self.ci < 1:
+            raise ValueError(f"ci={self.ci} must be in (0, 1), e.g. 0.8 or 0.95")
+        if self.workers < 1:
+            raise ValueError(f"workers={self.workers} must be >= 1")
+        if not self.huber_delta > 0:
+            raise ValueError(f"huber_delta={self.huber_delta} must be > 0")
+
+
+@dataclass
+class FitResult:
+    law: str
+    formula: str
+    params: dict[str, float]  # every parameter, public values ("A", "alpha", "eff[quest:w4a4]", …)
+    theta: np.ndarray  # internal values, law.specs() order
+    labels: tuple[str, ...]
+    objective: float
+    residuals: np.ndarray  # log L_pred − log L_obs, one per run
+    r2: float  # in loss space
+    n_runs: int
+    config: FitConfig
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    samples: np.ndarray | None = None  # bootstrap parameter draws (public), (B, p)
+    holdout: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    frame: pd.DataFrame | None = None  # the runs fitted (with `label`, `pred`)
+
+    @property
+    def model(self) -> Law:
+        return get_law(self.law, self.labels)
+
+    def scalars(self) -> dict[str, float]:
+        return {k: v for k, v in self.params.items() if "[" not in k}
+
+    def eff(self, kind: str = "eff") -> dict[str, float]:
+        """Precision parameters of one payload kind ('eff' or 'eff_D') keyed by label."""
+        out = {}
+        for name, value in self.params.items():
+            parsed = self.model.precision_label_of(name)
+            if parsed and EFF_KEYS.get(parsed[0]) == kind:
+                out[parsed[1]] = value
+        return out
+
+    def to_payload(self) -> dict[str, Any]:
+        """JSON-ready: {"law", "params", "eff", "ci", "objective", "n_runs", …}."""
+        payload: dict[str, Any] = {
+            "law": self.law, "formula": self.formula, "params": self.scalars(), "eff": self.eff("eff"),
+            "ci": {k: [float(lo), float(hi)] for k, (lo, hi) in self.ci.items()},
+            "objective": self.objective, "n_runs": self.n_runs, "r2": self.r2,
+            "labels": list(self.labels), "ci_level": self.config.ci, "bootstrap": self.config.bootstrap,
+            "method": self.config.method, "mode": self.config.mode, "huber_delta": self.config.huber_delta,
+            "holdout": self.holdout, "warnings": self.warnings, "elapsed_s": round(self.elapsed_s, 3),
+        }
+        if self.eff("eff_D"):
+            payload["eff_D"] = self.eff("eff_D")
+        return payload
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> "FitResult":
+        """Rebuild (without residuals/samples) from a stored payload, e.g. for `report`."""
+        labels = tuple(payload.get("labels") or sorted(payload.get("eff", {})))
+        law = get_law(payload["law"], labels)
+        params = dict(payload["params"])
+        for name in law.param_names:
+            parsed = law.precision_label_of(name)
+            if parsed:
+                params[name] = payload.get(EFF_KEYS[parsed[0]], {}).get(parsed[1], np.nan)
+        theta = law.from_public(params)
+        config = FitConfig(law=payload["law"], bootstrap=int(payload.get("bootstrap", 0)),
+                           ci=float(payload.get("ci_level", 0.8)), method=payload.get("method", "grid"),
+                           mode=payload.get("mode", "staged"))
+        return cls(law=law.name, formula=law.formula, params=law.to_public(theta), theta=theta, labels=labels,
+                   objective=float(payload.get("objective", np.nan)), residuals=np.array([]),
+                   r2=float(payload.get("r2", np.nan)), n_runs=int(payload.get("n_runs", 0)), config=config,
+                   ci={k: tuple(v) for k, v in payload.get("ci", {}).items()}, holdout=payload.get("holdout"),
+                   warnings=list(payload.get("warnings", [])))
+
+    def predict(self, N, D, label: str | None = None, w_bits: float = 16, a_bits: float = 16) -> np.ndarray:
+        """Predicted loss at (N, D) for a precision label (None / 'bf16' = full precision)."""
+        dummy = Design(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, int), self.labels, np.zeros(0))
+        d = dummy.with_inputs(N, D, label, w_bits, a_bits)
+        return self.model.predict(self.theta, d).reshape(np.shape(np.broadcast_arrays(N, D)[0]))
+
+
+# -- the fitting procedure --------------------------------------------------------------------
+def _stage_masks(law: Law) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    specs = law.specs()
+    base = np.array([s.stage == "base" for s in specs])
+    neutral = np.array([s.neutral if s.neutral is not None else s.grid[0] for s in specs], float)
+    return base, ~base, neutral
+
+
+def fit_design(law: Law, d: Design, config: FitConfig, weights: np.ndarray | None = None,
+               start: np.ndarray | None = None, rng: np.random.Generator | None = None) -> tuple[np.ndarray, float]:
+    """Best internal theta and objective.  With `start` (bootstrap refits): start there and from a
+    few jittered copies instead of the full grid."""
+    base, prec, theta = _stage_masks(law)
+    delta = config.huber_delta
+    w_all = np.ones(d.n) if weights is None else weights
+    rng = rng or np.random.default_rng(config.seed)
+    specs = law.specs()
+    # 1. base parameters on the full-precision runs, precision terms neutral
+    brows = np.nonzero(d.is_base)[0] if law.uses_precision else np.arange(d.n)
+    bprob = Problem(law, d.subset(brows), base, theta, delta, w_all[brows])
+    if start is not None:
+        starts = perturbed(start, specs, base, 4, rng)
+    elif config.method == "varpro":
+        starts = varpro_starts(bprob.d)
+    else:
+        starts = grid_starts(specs, base)
+    theta, f = bprob.solve(starts)
+    # 2. precision parameters on all runs with the base fixed
+    if prec.any() and law.uses_precision:
+        pprob = Problem(law, d, prec, theta, delta, w_all)
+        pstarts = grid_starts(specs, prec)
+        if start is not None:
+            pstarts = np.vstack([start[prec], pstarts])
+        theta, f = pprob.solve(pstarts)
+        # 3. optionally everything jointly from the staged optimum
+        if config.mode == "joint":
+            jprob = Problem(law, d, np.ones(len(specs), bool), theta, delta, w_all)
+            theta, f = jprob.solve(perturbed(theta, specs, np.ones(len(specs), bool), 4, rng), polish=5)
+    return theta, f
+
+
+def _bound_warnings(law: Law, theta: np.ndarray) -> list[str]:
+    out = []
+    for s, t in zip(law.specs(), theta):
+        span = s.upper - s.lower
+        if (t - s.lower) < 1e-6 * span or (s.upper - t) < 1e-6 * span:
+            side = "lower" if (t - s.lower) < 1e-6 * span else "upper"
+            out.append(f"{s.name} = {s.public(t):.4g} is at its {side} bound; the data do not pin it down")
+    return out
+
+
+def fit_frame(df: pd.DataFrame, config: FitConfig) -> FitResult:
+    """Validate `df` (normalised run table), fit, bootstrap, hold out; raises InsufficientDataError."""
+    from quest_lab.analysis.bootstrap import bootstrap_samples, intervals
+
+    t0 = time.perf_counter()
+    law_cls = load_laws()[config.law]
+    df = data_mod.normalise(df) if "label" not in df.columns else df
+    probe = law_cls(tuple(sorted(set(df["label"]) - {data_mod.BASE_LABEL})) if law_cls.uses_precision else ())
+    df = data_mod.validate(df, config.law, len(probe.specs()), law_cls.uses_precision)
+    d = data_mod.design(df)
+    law = law_cls(d.labels if law_cls.uses_precision else ())
+    if not law_cls.uses_precision:
+        d = data_mod.design(df, labels=())
+    theta, f = fit_design(law, d, config)
+    logp = law.log_predict(theta, d)[0]
+    pred = np.exp(logp)
+    loss = np.exp(d.y)
+    r2 = 1.0 - float(((loss - pred) ** 2).sum() / ((loss - loss.mean()) ** 2).sum())
+    warnings = _bound_warnings(law, theta)
+    for w in warnings:
+        log.warning("%s law: %s", config.law, w)
+    result = FitResult(law=law.name, formula=law.formula, params=law.to_public(theta), theta=theta,
+                       labels=law.labels, objective=f, residuals=logp - d.y, r2=r2, n_runs=d.n, config=config,
+                       warnings=warnings, frame=df.assign(pred=pred))
+    if config.bootstrap:
+        result.samples = bootstrap_samples(law, d, theta, config)
+        result.ci = intervals(law, result.samples, config.ci)
+    if config.holdout_largest:
+        result.holdout = holdout_largest(df, config)
+    result.elapsed_s = time.perf_counter() - t0
+    return result
+
+
+def holdout_largest(df: pd.DataFrame, config: FitConfig) -> dict[str, Any]:
+    """Refit without the largest model size; relative error of the prediction on it."""
+    n_max = df["N"].max()
+    train, test = df[df["N"] < n_max], df[df["N"] == n_max]
+    sub = fit_frame(train.reset_index(drop=True), FitConfig(
+        law=config.law, method=config.method, mode=config.mode, bootstrap=0, seed=config.seed,
+        huber_delta=config.huber_delta))
+    known = test[test["label"].isin(set(sub.labels) | {data_mod.BASE_LABEL})]
+    if known.empty:
+        return {"N": float(n_max), "n_runs": 0, "note": "no held-out run has a precision seen in training"}
+    pred = np.array([float(sub.predict(n, dd, lab, w, a)) for n, dd, lab, w, a in
+                     zip(known["N"], known["D"], known["label"], known["w_bits"], known["a_bits"])])
+    rel = (pred - known["loss"].to_numpy()) / known["loss"].to_numpy()
+    return {"N": float(n_max), "n_runs": int(len(known)), "mean_abs_rel_error": float(np.mean(np.abs(rel))),
+            "max_abs_rel_error": float(np.max(np.abs(rel))), "params": sub.scalars()}
+
+
+def objective_of(result: FitResult, df: pd.DataFrame) -> float:
+    return objective(result.model, result.theta, data_mod.design(df, result.labels), result.config.huber_delta)
