@@ -116,6 +116,8 @@ def kernel_throughput(K, peak, shapes, configs, quick):
                 _, mask, _ = K.quest_quantize_fwd(x, 4, ALPHA[4], config=cfg)
                 tb = bench(lambda: K.quest_quantize_bwd(g, mask, config=cfg), quick)
                 tr = bench(lambda: K.quest_quantize_fwd(x, 4, ALPHA[4], derotate=False, config=cfg), quick)
+                if dtype != torch.float32 and cfg.split_in is not None:
+                    continue  # split modes only differ for fp32
             except Exception as exc:  # a config that does not compile / fit: report, keep going
                 print(f"  config {cfg} failed on {m}x{k} {dtype}: {type(exc).__name__}: {str(exc)[:120]}")
                 continue
@@ -133,7 +135,8 @@ def kernel_throughput(K, peak, shapes, configs, quick):
         for name, (t, cfg) in best.items():
             nbytes = bwd_bytes if name == "bwd" else fwd_bytes
             row[name] = dict(t=t, gbs=nbytes / t / 1e9, pct_peak=100 * nbytes / t / peak,
-                             cfg=dict(tile_blocks=cfg.tile_blocks, num_warps=cfg.num_warps, split_in=cfg.split_in))
+                             cfg=dict(tile_blocks=cfg.tile_blocks, num_warps=cfg.num_warps, pps=cfg.programs_per_sm,
+                                     split=(cfg.split_in, cfg.split_mid)))
         row["speedup_fwd"] = t_ref_f / best["fwd"][0] if "fwd" in best else float("nan")
         row["speedup_fwdbwd"] = t_ref_fb / t_tri_fb
         out.append(row)
@@ -147,7 +150,7 @@ def training_step(K, quick, steps):
     from quest_lab.model import build_model
     from quest_lab.quant import QuantConfig
 
-    batch, seq = (8, 512) if not quick else (2, 256)
+    batch, seq = (32, 512) if not quick else (2, 256)
     res = {}
     for label, qc in (("bf16", QuantConfig()),
                       ("w4a4_triton", QuantConfig(name="quest", w_bits=4, a_bits=4, backend="triton")),
@@ -178,7 +181,14 @@ def training_step(K, quick, steps):
             torch.cuda.synchronize()
             times.append(s.elapsed_time(e) * 1e-3)
         times.sort()
-        res[label] = dict(step_s=times[len(times) // 2], loss=float(loss), tokens=batch * seq)
+        res[label] = dict(step_s=times[len(times) // 2], loss=float(loss.detach()), tokens=batch * seq)
+        if label == "w4a4_triton" and not quick:  # where does the time go: top GPU kernels
+            from torch.profiler import ProfilerActivity, profile
+
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                step()
+                torch.cuda.synchronize()
+            print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=14, max_name_column_width=60))
         del model, opt
         torch.cuda.empty_cache()
     return res
@@ -225,7 +235,9 @@ def main() -> int:
         configs = [C(tile_blocks=64, num_warps=4)]
         shapes = [(4096, 1024, torch.bfloat16)]
     else:
-        configs = [C(tile_blocks=t, num_warps=w) for t in (32, 64, 128) for w in (4, 8)]
+        configs = [C(tile_blocks=t, num_warps=w, programs_per_sm=p)
+                   for t in (32, 64, 128) for w in (4, 8) for p in (0, 2, 4, 8)]
+        configs += [C(tile_blocks=64, num_warps=w, split_in=2, split_mid=2) for w in (4, 8)]
         shapes = [(16384, 1024, torch.bfloat16), (16384, 2816, torch.bfloat16),
                   (16384, 1024, torch.float32), (16384, 2816, torch.float32), (2816, 1024, torch.float32)]
     t0 = time.time()
@@ -239,6 +251,19 @@ def main() -> int:
         print(f"{r['M']:>7}x{r['K']:<6} {r['dtype']:9}{f.get('gbs', 0):>9.0f}{f.get('pct_peak', 0):>5.0f}"
               f"{b.get('gbs', 0):>9.0f}{b.get('pct_peak', 0):>5.0f}{ro.get('gbs', 0):>9.0f}"
               f"{r['speedup_fwd']:>8.1f}{r['speedup_fwdbwd']:>8.1f}  {f.get('cfg')} | {b.get('cfg')}")
+    x = torch.randn(64, 1024, device="cuda")
+    w = torch.randn(64, 1024, device="cuda")
+    for label, fn in (("quest_quantize_fwd", lambda: K.quest_quantize_fwd(x, 4, ALPHA[4])),
+                      ("torch.nn.functional.linear", lambda: torch.nn.functional.linear(x, w))):
+        for _ in range(20):
+            fn()
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(200):
+            fn()
+        torch.cuda.synchronize()
+        results[f"host_us_{label}"] = us = (time.perf_counter() - t0) / 200 * 1e6
+        print(f"host time per call, tiny shape (launch overhead): {label}: {us:.0f} us")
     if not args.no_train:
         tr = results["train_step"] = training_step(K, quick, steps=5 if quick else 20)
         base = tr["bf16"]["step_s"]

@@ -12,6 +12,7 @@ a separate fp32 multiply), so products are exact in any float format and only th
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -35,6 +36,7 @@ class LaunchConfig:
     tile_blocks: int = 64  # target rows of the [tile_blocks, block] tile fed to tl.dot
     num_warps: int = 4
     num_stages: int = 1
+    programs_per_sm: int = 4  # persistent grid: min(tiles, this × SMs) programs; 0 = one tile each
     split_in: int | None = None  # None: automatic (see module doc)
     split_mid: int | None = None
     exact_codes: bool | None = None
@@ -44,11 +46,32 @@ class LaunchConfig:
             raise ValueError(f"tile_blocks={self.tile_blocks} must be a power of two >= 16")
         if self.num_warps not in (1, 2, 4, 8, 16):
             raise ValueError(f"num_warps={self.num_warps} must be one of 1, 2, 4, 8, 16")
+        if self.programs_per_sm < 0:
+            raise ValueError(f"programs_per_sm={self.programs_per_sm} must be >= 0 (0 = not persistent)")
         if self.split_in not in (None, 0, 1, 2, 3) or self.split_mid not in (None, 0, 2, 3):
             raise ValueError("split_in must be None/0/1/2/3 and split_mid None/0/2/3")
 
 
+@functools.lru_cache(maxsize=8)
+def _num_sms(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
+
+
+def num_sms(device: torch.device) -> int:
+    return _num_sms(device.index if device.index is not None else torch.cuda.current_device())
+
+
+_DEFAULT: LaunchConfig | None = None
+
+
 def default_config() -> LaunchConfig:
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = _default_config()
+    return _DEFAULT
+
+
+def _default_config() -> LaunchConfig:
     env = os.environ.get("QUEST_KERNEL_TILE")
     if interpreting():
         return LaunchConfig(tile_blocks=16, num_warps=1)
@@ -119,20 +142,20 @@ def _hadamard_pm1(BLOCK: tl.constexpr, LOG2B: tl.constexpr):
 
 
 @triton.jit
-def _hdot(a, h, SPLIT: tl.constexpr):
-    """a @ h in fp32 for a ±1 matrix h (fp32); SPLIT as `split_in` in the module doc."""
+def _hdot(a, h, hlow, SPLIT: tl.constexpr):
+    """a @ h in fp32 for a ±1 matrix h (fp32) and its 16-bit copy `hlow` (a's dtype if SPLIT == 1,
+    else bfloat16; hoisted out of the tile loop by the caller).  SPLIT as `split_in` in the doc."""
     if SPLIT == 0:
         acc = tl.dot(a.to(tl.float32), h, input_precision="ieee")
     elif SPLIT == 1:
-        acc = tl.dot(a, h.to(a.dtype))
+        acc = tl.dot(a, hlow)
     else:
-        hb = h.to(tl.bfloat16)
         a32 = a.to(tl.float32)
         hi = a32.to(tl.bfloat16)
-        acc = tl.dot(hi, hb)
+        acc = tl.dot(hi, hlow)
         r = a32 - hi.to(tl.float32)
         for _ in tl.static_range(SPLIT - 1):
             p = r.to(tl.bfloat16)
-            acc = tl.dot(p, hb, acc)
+            acc = tl.dot(p, hlow, acc)
             r = r - p.to(tl.float32)
     return acc

@@ -15,11 +15,8 @@ import triton
 import triton.language as tl
 
 from quest_lab.kernels._common import (LaunchConfig, _hadamard_pm1, _hdot, check_2d, check_bits,
-                                       default_config, resolve_modes, tile_rows)
+                                       default_config, num_sms, resolve_modes, tile_rows)
 from quest_lab.kernels.reference import default_trust, pick_block
-
-_ROUND_MAGIC = 12582912.0  # 1.5·2^23: (v + C) − C rounds fp32 v half-to-even (|v| < 2^22)
-
 
 @triton.jit
 def _quest_fwd_kernel(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha, trust, inv_sqrt_b,
@@ -27,51 +24,59 @@ def _quest_fwd_kernel(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha, trus
                       NBP: tl.constexpr, ROWS: tl.constexpr, HAD: tl.constexpr, DEROT: tl.constexpr,
                       SPLIT: tl.constexpr, EXACT_CODES: tl.constexpr):
     T: tl.constexpr = ROWS * NBP
-    pid = tl.program_id(0)
     r = tl.arange(0, T)
-    row = pid * ROWS + r // NBP
-    blk = r % NBP
     col = tl.arange(0, BLOCK)
-    valid = (row < M) & (blk < NB)
-    offs = row.to(tl.int64)[:, None] * K + (blk * BLOCK)[:, None] + col[None, :]
-    x = tl.load(x_ptr + offs, mask=valid[:, None], other=0.0)
     if HAD:
-        h = _hadamard_pm1(BLOCK, LOG2B)
-        y = _hdot(x, h, SPLIT) * inv_sqrt_b
+        h = _hadamard_pm1(BLOCK, LOG2B)  # built once per program, reused by every tile
     else:
         h = tl.zeros([BLOCK, BLOCK], dtype=tl.float32)  # unused
-        y = x.to(tl.float32)
-    # σ = RMS over the whole (rotated) row: per-block partial sums, then across the row's blocks
-    ss_blk = tl.sum(y * y, axis=1)
-    ss_row = tl.sum(tl.reshape(ss_blk, (ROWS, NBP)), axis=1)
-    ss = tl.reshape(tl.broadcast_to(ss_row[:, None], (ROWS, NBP)), (T,))
-    sigma = tl.sqrt_rn(ss / K)[:, None]
-    s = alpha * sigma + 1e-8
-    delta = (2.0 * s) / (LEVELS - 1)
-    v = tl.div_rn(tl.minimum(tl.maximum(y, -s), s), delta) + 0.5
-    j = (v + 12582912.0) - 12582912.0  # round half-to-even, as torch.round
-    j = tl.minimum(tl.maximum(j, 1.0 - LEVELS // 2), 1.0 * (LEVELS // 2))
-    q = (j - 0.5) * delta
-    keep = tl.abs(q - y) <= trust * sigma
-    # x̂: rotated domain, or de-rotated exactly through the odd-integer codes 2j − 1 (|·| ≤ 255)
-    if DEROT:
-        codes = 2.0 * j - 1.0
-        if EXACT_CODES:
-            back = tl.dot(codes, h, input_precision="ieee")
-        else:
-            back = tl.dot(codes.to(tl.float16), h.to(tl.float16))
-        out = back * (delta * (0.5 * inv_sqrt_b))
+    if SPLIT == 1:
+        h_in = h.to(x_ptr.dtype.element_ty)
     else:
-        out = q
-    tl.store(out_ptr + offs, out.to(out_ptr.dtype.element_ty), mask=valid[:, None])
-    # trust mask → bits: element 8i + b is bit b of byte i
-    bits = tl.reshape(keep.to(tl.int32), (T, BLOCK // 8, 8))
-    weights = (1 << tl.arange(0, 8))[None, None, :]
-    packed = tl.sum(bits * weights, axis=2).to(tl.uint8)
-    bcol = tl.arange(0, BLOCK // 8)
-    moffs = row.to(tl.int64)[:, None] * (K // 8) + (blk * (BLOCK // 8))[:, None] + bcol[None, :]
-    tl.store(mask_ptr + moffs, packed, mask=valid[:, None])
-    tl.store(scale_ptr + row, tl.sum(delta, axis=1), mask=(row < M) & (blk == 0))
+        h_in = h.to(tl.bfloat16)
+    h16 = h.to(tl.float16)
+    n_tiles = tl.cdiv(M, ROWS)
+    for tile in range(tl.program_id(0), n_tiles, tl.num_programs(0)):  # persistent grid
+        row = tile * ROWS + r // NBP
+        blk = r % NBP
+        valid = (row < M) & (blk < NB)
+        offs = row.to(tl.int64)[:, None] * K + (blk * BLOCK)[:, None] + col[None, :]
+        x = tl.load(x_ptr + offs, mask=valid[:, None], other=0.0)
+        if HAD:
+            y = _hdot(x, h, h_in, SPLIT) * inv_sqrt_b
+        else:
+            y = x.to(tl.float32)
+        # σ = RMS over the whole (rotated) row: per-block partial sums, then across the row's blocks
+        ss_blk = tl.sum(y * y, axis=1)
+        ss_row = tl.sum(tl.reshape(ss_blk, (ROWS, NBP)), axis=1)
+        ss = tl.reshape(tl.broadcast_to(ss_row[:, None], (ROWS, NBP)), (T,))
+        sigma = tl.sqrt_rn(ss / K)[:, None]
+        s = alpha * sigma + 1e-8
+        delta = (2.0 * s) / (LEVELS - 1)
+        v = tl.div_rn(tl.minimum(tl.maximum(y, -s), s), delta) + 0.5
+        j = (v + 12582912.0) - 12582912.0  # round half-to-even, as torch.round
+        j = tl.minimum(tl.maximum(j, 1.0 - LEVELS // 2), 1.0 * (LEVELS // 2))
+        q = (j - 0.5) * delta
+        keep = tl.abs(q - y) <= trust * sigma
+        # x̂: rotated domain, or de-rotated exactly through the odd-integer codes 2j − 1 (|·| ≤ 255)
+        if DEROT:
+            codes = 2.0 * j - 1.0
+            if EXACT_CODES:
+                back = tl.dot(codes, h, input_precision="ieee")
+            else:
+                back = tl.dot(codes.to(tl.float16), h16)
+            out = back * (delta * (0.5 * inv_sqrt_b))
+        else:
+            out = q
+        tl.store(out_ptr + offs, out.to(out_ptr.dtype.element_ty), mask=valid[:, None])
+        # trust mask → bits: element 8i + b is bit b of byte i
+        bits = tl.reshape(keep.to(tl.int32), (T, BLOCK // 8, 8))
+        weights = (1 << tl.arange(0, 8))[None, None, :]
+        packed = tl.sum(bits * weights, axis=2).to(tl.uint8)
+        bcol = tl.arange(0, BLOCK // 8)
+        moffs = row.to(tl.int64)[:, None] * (K // 8) + (blk * (BLOCK // 8))[:, None] + bcol[None, :]
+        tl.store(mask_ptr + moffs, packed, mask=valid[:, None])
+        tl.store(scale_ptr + row, tl.sum(delta, axis=1), mask=(row < M) & (blk == 0))
 
 
 @triton.jit
@@ -80,29 +85,38 @@ def _quest_bwd_kernel(g_ptr, mask_ptr, dx_ptr, M, K, NB, inv_sqrt_b,
                       ROWS: tl.constexpr, HAD: tl.constexpr, PRE_ROT: tl.constexpr,
                       SPLIT: tl.constexpr, SPLIT_MID: tl.constexpr):
     T: tl.constexpr = ROWS * NBP
-    pid = tl.program_id(0)
     r = tl.arange(0, T)
-    row = pid * ROWS + r // NBP
-    blk = r % NBP
     col = tl.arange(0, BLOCK)
-    valid = (row < M) & (blk < NB)
-    offs = row.to(tl.int64)[:, None] * K + (blk * BLOCK)[:, None] + col[None, :]
-    g = tl.load(g_ptr + offs, mask=valid[:, None], other=0.0)
-    # mask bit of element c: byte c // 8 (re-read from L1 by 8 lanes), bit c % 8
-    moffs = row.to(tl.int64)[:, None] * (K // 8) + (blk * (BLOCK // 8))[:, None] + (col // 8)[None, :]
-    mbyte = tl.load(mask_ptr + moffs, mask=valid[:, None], other=0).to(tl.int32)
-    keep = ((mbyte >> (col % 8)[None, :]) & 1) != 0
     if HAD:
         h = _hadamard_pm1(BLOCK, LOG2B)
-        if PRE_ROT:
-            gr = g.to(tl.float32)
-        else:
-            gr = _hdot(g, h, SPLIT) * inv_sqrt_b
-        gm = tl.where(keep, gr, 0.0)
-        dx = _hdot(gm, h, SPLIT_MID) * inv_sqrt_b
     else:
-        dx = tl.where(keep, g.to(tl.float32), 0.0)
-    tl.store(dx_ptr + offs, dx.to(dx_ptr.dtype.element_ty), mask=valid[:, None])
+        h = tl.zeros([BLOCK, BLOCK], dtype=tl.float32)  # unused
+    if SPLIT == 1:
+        h_in = h.to(g_ptr.dtype.element_ty)
+    else:
+        h_in = h.to(tl.bfloat16)
+    h_bf = h.to(tl.bfloat16)
+    n_tiles = tl.cdiv(M, ROWS)
+    for tile in range(tl.program_id(0), n_tiles, tl.num_programs(0)):  # persistent grid
+        row = tile * ROWS + r // NBP
+        blk = r % NBP
+        valid = (row < M) & (blk < NB)
+        offs = row.to(tl.int64)[:, None] * K + (blk * BLOCK)[:, None] + col[None, :]
+        g = tl.load(g_ptr + offs, mask=valid[:, None], other=0.0)
+        # mask bit of element c: byte c // 8 (re-read from L1 by 8 lanes), bit c % 8
+        moffs = row.to(tl.int64)[:, None] * (K // 8) + (blk * (BLOCK // 8))[:, None] + (col // 8)[None, :]
+        mbyte = tl.load(mask_ptr + moffs, mask=valid[:, None], other=0).to(tl.int32)
+        keep = ((mbyte >> (col % 8)[None, :]) & 1) != 0
+        if HAD:
+            if PRE_ROT:
+                gr = g.to(tl.float32)
+            else:
+                gr = _hdot(g, h, h_in, SPLIT) * inv_sqrt_b
+            gm = tl.where(keep, gr, 0.0)
+            dx = _hdot(gm, h, h_bf, SPLIT_MID) * inv_sqrt_b
+        else:
+            dx = tl.where(keep, g.to(tl.float32), 0.0)
+        tl.store(dx_ptr + offs, dx.to(dx_ptr.dtype.element_ty), mask=valid[:, None])
 
 
 def _tile_block(t: torch.Tensor, block: int, hadamard: bool) -> int:
@@ -111,8 +125,11 @@ def _tile_block(t: torch.Tensor, block: int, hadamard: bool) -> int:
     return pick_block(t.shape[1])
 
 
-def _grid(m: int, rows: int) -> tuple[int]:
-    return (triton.cdiv(m, rows),)
+def _grid(m: int, rows: int, cfg: LaunchConfig, device: torch.device) -> tuple[int]:
+    n_tiles = triton.cdiv(m, rows)
+    if cfg.programs_per_sm:  # the interpreter counts as one SM, so tests exercise the tile loop
+        n_tiles = min(n_tiles, cfg.programs_per_sm * (num_sms(device) if device.type == "cuda" else 1))
+    return (n_tiles,)
 
 
 def quest_quantize_fwd(x2d: torch.Tensor, bits: int, alpha: float, trust: float | None = None,
@@ -139,7 +156,7 @@ def quest_quantize_fwd(x2d: torch.Tensor, bits: int, alpha: float, trust: float 
     scale = torch.empty((m,), dtype=torch.float32, device=x2d.device)
     if m == 0:
         return out, mask, scale
-    _quest_fwd_kernel[_grid(m, rows)](
+    _quest_fwd_kernel[_grid(m, rows, cfg, x2d.device)](
         x2d, out, mask, scale, m, k, nb, float(alpha), float(trust), 1.0 / math.sqrt(block),
         LEVELS=2**bits, BLOCK=block, LOG2B=int(math.log2(block)), NBP=nbp, ROWS=rows,
         HAD=bool(hadamard), DEROT=bool(derotate and hadamard), SPLIT=split_in, EXACT_CODES=exact,
@@ -168,7 +185,7 @@ def quest_quantize_bwd(grad: torch.Tensor, mask: torch.Tensor, block: int = 128,
     dx = torch.empty_like(grad)
     if m == 0:
         return dx
-    _quest_bwd_kernel[_grid(m, rows)](
+    _quest_bwd_kernel[_grid(m, rows, cfg, grad.device)](
         grad, mask, dx, m, k, nb, 1.0 / math.sqrt(block),
         BLOCK=block, LOG2B=int(math.log2(block)), NBP=nbp, ROWS=rows, HAD=bool(hadamard),
         PRE_ROT=bool(grad_rotated), SPLIT=split_in, SPLIT_MID=split_mid,

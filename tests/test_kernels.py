@@ -77,10 +77,15 @@ def test_forward_no_hadamard(k):
 def test_forward_zero_row_and_tile_config():
     x = _x(20, 256, torch.float32)
     x[3] = 0.0  # σ = 0: s = 1e-8, every element on the tie 0/Δ + ½ → half-to-even → x̂ = −Δ/2
-    q, m, d = quest_quantize_fwd(x, 4, ALPHA[4], config=LaunchConfig(tile_blocks=32, num_warps=2))
+    cfg = LaunchConfig(tile_blocks=32, num_warps=2, programs_per_sm=3)  # 10 tiles over 3 programs
+    q, m, d = quest_quantize_fwd(x, 4, ALPHA[4], config=cfg)
     qr, mr, dr = quest_quantize_fwd_ref(x, 4, ALPHA[4])
     assert torch.equal(q[3], qr[3]) and torch.equal(m[3], mr[3])
     assert torch.isfinite(q).all()
+    q1, m1, d1 = quest_quantize_fwd(x, 4, ALPHA[4], config=LaunchConfig(tile_blocks=32, programs_per_sm=0))
+    assert torch.equal(q, q1) and torch.equal(m, m1) and torch.equal(d, d1)
+    g = _x(20, 256, torch.float32, seed=5)
+    assert torch.equal(quest_quantize_bwd(g, m, config=cfg), quest_quantize_bwd(g, m, config=LaunchConfig()))
 
 
 def test_grid_has_exactly_2b_levels():
