@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, NoReturn, Optional
 
 import typer
+from rich import box
 from rich.table import Table
 
 from rich.markup import escape
@@ -123,6 +124,16 @@ def _print_plan(the_plan) -> None:
         console.print(f"... and {len(todo) - 50} more")
 
 
+def _si(x) -> str:
+    """1234567 -> '1.2M'."""
+    if x is None or x != x:
+        return "-"
+    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
 def _fmt(x, spec: str = "") -> str:
     if x is None or (isinstance(x, float) and x != x):
         return "-"
@@ -143,14 +154,26 @@ def runs_command(
     if frame.empty:
         console.print("no runs" + (f" in sweep {sweep}" if sweep else "") + (f" with status {status.value}" if status else ""))
         return
-    table = Table()
+    shown = frame.tail(limit)
+    show_error = status is not None and status.value == "failed"  # keeps the default table narrow
+    show_sweep = shown.sweep.nunique(dropna=False) > 1
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("run_id", no_wrap=True, min_width=16)
-    for col in ("sweep", "status", "size", "N", "D", "precision", "seed", "loss", "time s", "error"):
-        table.add_column(col, overflow="fold")
-    for r in frame.tail(limit).itertuples(index=False):
-        err = (r.error or "").splitlines()[0][:60] if isinstance(r.error, str) else ""
-        table.add_row(r.run_id, _fmt(r.sweep), r.status, _fmt(r.size), _fmt(r.N, ".3g"), _fmt(r.D, ".3g"),
-                      _fmt(r.precision), _fmt(r.seed), _fmt(r.loss, ".4f"), _fmt(r.wall_time_s, ".1f"), err)
+    if show_sweep:
+        table.add_column("sweep", overflow="fold")
+    cols = ("status", "size", "precision", "D", "seed") + (() if show_error else ("loss", "time s"))
+    for col in cols:
+        table.add_column(col, no_wrap=True)
+    if show_error:
+        table.add_column("error", overflow="fold", min_width=24)
+    for r in shown.itertuples(index=False):
+        cells = ([_fmt(r.sweep)] if show_sweep else []) + [
+            r.status, _fmt(r.size), _fmt(r.precision), _si(r.D), _fmt(r.seed)]
+        if not show_error:
+            cells += [_fmt(r.loss, ".4f"), _fmt(r.wall_time_s, ".1f")]
+        else:
+            cells.append((r.error or "").splitlines()[0][:60] if isinstance(r.error, str) else "")
+        table.add_row(r.run_id, *cells)
     console.print(table)
     console.print(f"{len(frame)} run(s)" + (f", showing the last {limit}" if len(frame) > limit else ""))
 

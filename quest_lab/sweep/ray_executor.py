@@ -52,7 +52,8 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-def quiet_ray_logging(level: int = logging.ERROR) -> None:
+def quiet_ray_logging(level: int = logging.CRITICAL) -> None:
+    """Trial errors are stored and summarised by the driver; Ray's own log lines are noise."""
     for name in ("ray", "ray.tune", "ray.train", "ray.air", "ray.data"):
         logging.getLogger(name).setLevel(level)
 
@@ -74,10 +75,14 @@ def _trial_error(trial: Any) -> str:
     if exc is not None:
         cause = getattr(exc, "cause", None) or exc
         return f"{type(cause).__name__}: {cause}\n{exc}"[-8000:]
-    try:
-        text = trial.get_error()
-    except Exception:  # noqa: BLE001
-        text = None
+    text = None
+    for getter in (lambda: Path(trial.error_file).read_text(), trial.get_error):
+        try:
+            text = getter()
+        except Exception:  # noqa: BLE001 - not written / not synced yet
+            continue
+        if text:
+            break
     return str(text or "trial failed (no error text from Ray)")[-8000:]
 
 
@@ -87,9 +92,17 @@ def _events_callback(events: TrialEvents):
     class _EventsCallback(Callback):
         """Runs in the driver: forwards trial lifecycle to the driver's listener."""
 
-        def __init__(self) -> None:
+        def __init__(self, sink: TrialEvents) -> None:
+            self.events: TrialEvents | None = sink
             self.reported: set[str] = set()
             self.attempt: dict[str, int] = {}
+
+        def __getstate__(self) -> dict[str, Any]:
+            # Tune pickles its run config (experiment state); the driver-side listener (which
+            # holds the store's engine) is not part of it.
+            state = self.__dict__.copy()
+            state["events"] = None
+            return state
 
         @staticmethod
         def _rid(trial: Any) -> str:
@@ -98,26 +111,26 @@ def _events_callback(events: TrialEvents):
         def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             rid = self._rid(trial)
             self.attempt[rid] = self.attempt.get(rid, 0) + 1
-            events.started(rid, self.attempt[rid])
+            self.events.started(rid, self.attempt[rid])
 
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
             rid = self._rid(trial)
             if RESULT_KEY in result and rid not in self.reported:
                 self.reported.add(rid)
                 run_result = RunResult.from_dict(json.loads(result[RESULT_KEY]))
-                events.finished(rid, run_result, self.attempt.get(rid, 1))
+                self.events.finished(rid, run_result, self.attempt.get(rid, 1))
 
         def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             rid = self._rid(trial)
-            events.retrying(rid, _trial_error(trial), self.attempt.get(rid, 1))
+            self.events.retrying(rid, _trial_error(trial), self.attempt.get(rid, 1))
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             rid = self._rid(trial)
             if rid not in self.reported:
                 self.reported.add(rid)
-                events.failed(rid, _trial_error(trial), self.attempt.get(rid, 1))
+                self.events.failed(rid, _trial_error(trial), self.attempt.get(rid, 1))
 
-    return _EventsCallback()
+    return _EventsCallback(events)
 
 
 @register_executor("ray")
@@ -134,10 +147,10 @@ class RayExecutor(Executor):
 
         cfg = self.config
         started_here = False
+        quiet_ray_logging(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.CRITICAL)
         if not ray.is_initialized():
             for k, v in QUIET_ENV.items():
                 os.environ.setdefault(k, v)
-            quiet_ray_logging(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.ERROR)
             t0 = time.perf_counter()
             ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False,
                      logging_level=logging.ERROR, runtime_env={"env_vars": worker_env()})
@@ -160,7 +173,8 @@ class RayExecutor(Executor):
         tuner = tune.Tuner(
             tune.with_resources(trainable, resources),
             param_space={"run_id": tune.grid_search([r.run_id for r in runs])},
-            tune_config=tune.TuneConfig(max_concurrent_trials=cfg.max_concurrent, num_samples=1),
+            tune_config=tune.TuneConfig(max_concurrent_trials=cfg.max_concurrent, num_samples=1,
+                                       reuse_actors=True),  # no worker start-up per trial
             run_config=tune.RunConfig(
                 name=f"{safe_name(cfg.name)}-{time.strftime('%Y%m%d-%H%M%S')}",
                 storage_path=cfg.storage_path or default_storage_path(),
