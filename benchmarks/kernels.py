@@ -211,6 +211,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny/quick run (CPU interpreter if no GPU)")
     ap.add_argument("--out", default=None, help="write all results as JSON here")
+    ap.add_argument("--no-sweep", action="store_true", help="time only the default launch config")
     ap.add_argument("--no-train", action="store_true", help="skip the 100M training-step benchmark")
     args = ap.parse_args()
     import torch
@@ -232,7 +233,7 @@ def main() -> int:
     results["correctness"] = check_gpu(K, quick)
     C = K.LaunchConfig
     if quick:
-        configs = [C(tile_blocks=64, num_warps=4)]
+        configs = [K.default_config()]
         shapes = [(4096, 1024, torch.bfloat16)]
     else:
         configs = [C(tile_blocks=t, num_warps=w, programs_per_sm=p)
@@ -240,6 +241,8 @@ def main() -> int:
         configs += [C(tile_blocks=64, num_warps=w, split_in=2, split_mid=2) for w in (4, 8)]
         shapes = [(16384, 1024, torch.bfloat16), (16384, 2816, torch.bfloat16),
                   (16384, 1024, torch.float32), (16384, 2816, torch.float32), (2816, 1024, torch.float32)]
+        if args.no_sweep:
+            configs = [K.default_config()]
     t0 = time.time()
     results["throughput"] = rows = kernel_throughput(K, peak, shapes, configs, quick)
     print(f"\n# kernels (bits=4; GB/s counts x read + x̂ written + packed mask + scale; % of measured copy BW)"

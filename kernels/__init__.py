@@ -6,7 +6,7 @@ Public API:
   quest_fake_quant, quest_fake_quant_rotated      autograd ops (QuantLinear backend="triton")
   pack_mask / unpack_mask, pick_block, default_trust, LaunchConfig
 """
-from quest_lab.kernels._common import LaunchConfig, interpreting
+from quest_lab.kernels._common import LaunchConfig, default_config, interpreting
 from quest_lab.kernels.autograd import quest_fake_quant, quest_fake_quant_rotated
 from quest_lab.kernels.quest import quest_quantize_bwd, quest_quantize_fwd
 from quest_lab.kernels.reference import (block_hadamard, default_trust, hadamard, pack_mask, pick_block,
@@ -14,7 +14,7 @@ from quest_lab.kernels.reference import (block_hadamard, default_trust, hadamard
                                          quest_quantize_fwd_ref, unpack_mask)
 
 __all__ = [
-    "LaunchConfig", "interpreting", "quest_fake_quant", "quest_fake_quant_rotated",
+    "LaunchConfig", "default_config", "interpreting", "quest_fake_quant", "quest_fake_quant_rotated",
     "quest_quantize_fwd", "quest_quantize_bwd", "quest_quantize_fwd_ref", "quest_quantize_bwd_ref",
     "quest_fake_quant_ref", "block_hadamard", "default_trust", "hadamard", "pack_mask", "pick_block",
     "unpack_mask",
