@@ -2,7 +2,8 @@
 
 One parameter efficiency effN and one data efficiency effD per precision label, both bounded to
 (0, 1.05]; 1 for full precision.  Its base is not of the Chinchilla form (γ), so variable
-projection does not apply; the base stage uses the (smaller) starting grid declared here.
+projection does not apply; the base stage uses the smaller starting grid declared here (144
+starts: its extra exponent γ makes each start costlier than Chinchilla's).
 """
 from __future__ import annotations
 
@@ -21,12 +22,12 @@ class QuartetLaw(Law):
 
     def specs(self) -> list[ParamSpec]:
         specs = [
-            ParamSpec("A", -10.0, 60.0, (0.0, 5.0, 10.0, 20.0), log=True),
-            ParamSpec("B", -10.0, 60.0, (0.0, 5.0, 10.0, 20.0), log=True),
-            ParamSpec("E", -5.0, 3.0, (-1.0, 0.0, 1.0), log=True),
-            ParamSpec("alpha", 0.0, 4.0, (0.25, 0.5, 1.0)),
-            ParamSpec("beta", 0.0, 4.0, (0.25, 0.5, 1.0)),
-            ParamSpec("gamma", 0.1, 5.0, (0.5, 1.0, 2.0)),
+            ParamSpec("A", -10.0, 60.0, (0.0, 5.0, 10.0), log=True),
+            ParamSpec("B", -10.0, 60.0, (0.0, 5.0, 10.0), log=True),
+            ParamSpec("E", -5.0, 3.0, (0.0, 1.0), log=True),
+            ParamSpec("alpha", 0.0, 4.0, (0.3, 0.6)),
+            ParamSpec("beta", 0.0, 4.0, (0.3, 0.6)),
+            ParamSpec("gamma", 0.1, 5.0, (0.7, 1.4)),
         ]
         for lab in self.labels:
             specs.append(ParamSpec(f"effN[{lab}]", EFF_LOWER, EFF_UPPER, EFF_GRID, stage="precision", neutral=1.0))

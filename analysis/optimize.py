@@ -83,10 +83,11 @@ class Problem:
                            bounds=list(zip(self.lo, self.hi)), options=LBFGS_OPTIONS)
         return float(res.fun), res.x
 
-    def solve(self, starts: np.ndarray, polish: int = 3) -> tuple[np.ndarray, float]:
-        """Batched L-BFGS from every start, then the `polish` best refined by scipy L-BFGS-B."""
+    def solve(self, starts: np.ndarray, polish: int = 5) -> tuple[np.ndarray, float]:
+        """Batched L-BFGS from every start (loose tolerances), then the `polish` best refined by
+        scipy L-BFGS-B with tight ones."""
         starts = np.atleast_2d(starts)
-        X, f = batched_lbfgs(self, starts)
+        X, f = batched_lbfgs(self, starts, maxiter=200, ftol=1e-9, gtol=1e-8)
         order = np.argsort(np.where(np.isfinite(f), f, np.inf))
         best_f, best_x = np.inf, None
         for i in order[:polish]:
@@ -114,6 +115,7 @@ def batched_lbfgs(problem: Problem, X0: np.ndarray, maxiter: int = 300, m: int =
     Y = np.zeros((m, K, p))
     rho = np.zeros((m, K))
     gamma = np.ones(K)
+    last_step = np.ones(K)  # first trial step = min(1, 4 × last accepted): fewer backtracks
     active = np.isfinite(f)
     f = np.where(active, f, np.inf)
     for it in range(maxiter):
@@ -144,7 +146,7 @@ def batched_lbfgs(problem: Problem, X0: np.ndarray, maxiter: int = 300, m: int =
             sd = -g[bad]
             sd[((x[bad] <= lo) & (sd < 0)) | ((x[bad] >= hi) & (sd > 0))] = 0.0
             d[bad] = sd / np.maximum(np.linalg.norm(g[bad], axis=1), 1e-12)[:, None]
-        step = np.ones(idx.size)
+        step = np.minimum(1.0, 4.0 * last_step[idx])
         f_old = f[idx]
         x_new, f_new, g_new = x.copy(), f_old.copy(), g.copy()
         todo = np.ones(idx.size, bool)
@@ -170,6 +172,7 @@ def batched_lbfgs(problem: Problem, X0: np.ndarray, maxiter: int = 300, m: int =
         yy = np.einsum("kp,kp->k", y_vec, y_vec)
         gamma[idx] = np.where(good & (yy > 0), sy / np.where(yy > 0, yy, 1.0), gamma[idx])
         X[idx], f[idx], G[idx] = x_new, f_new, g_new
+        last_step[idx] = np.where(todo, last_step[idx], step)
         pg = np.where(((x_new <= lo) & (g_new > 0)) | ((x_new >= hi) & (g_new < 0)), 0.0, g_new)
         done = (todo  # line search failed: no progress possible along d
                 | (f_old - f_new <= ftol * np.maximum(np.abs(f_new), 1e-300))
