@@ -148,6 +148,10 @@ class Law:
             raise ValueError(f"{self.name} law: parameters {missing} missing from the stored fit")
         return np.array([s.internal(params[s.name]) for s in self.specs()])
 
+    def eff_of(self, theta: np.ndarray, label: str, w_bits: float, a_bits: float) -> float:
+        """Parameter efficiency of a precision (N_eff / N); NaN for laws without one."""
+        return float("nan")
+
     def precision_label_of(self, name: str) -> tuple[str, str] | None:
         """'eff[quest:w4a4]' -> ('eff', 'quest:w4a4'); None for scalar parameters."""
         if name.endswith("]") and "[" in name:

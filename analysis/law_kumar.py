@@ -41,3 +41,9 @@ class KumarLaw(Law):
         jac = np.stack([w1, w2, w3, -w1 * logNeff, -w2 * d.logD,
                         -alpha * w1 * dsw, -alpha * w1 * dsa], axis=-1)
         return lse, jac
+
+    def eff_of(self, theta: np.ndarray, label: str, w_bits: float, a_bits: float) -> float:
+        """N_eff/N of this precision relative to 16-bit: the law's saturation factors."""
+        gw, ga = float(theta[5]), float(theta[6])
+        sat = lambda p, g: -np.expm1(-p / g)  # noqa: E731
+        return float(sat(w_bits, gw) * sat(a_bits, ga) / (sat(16.0, gw) * sat(16.0, ga)))

@@ -57,3 +57,6 @@ class QuartetLaw(Law):
             jac[:, rows, 6 + k[rows]] = (-alpha * g * v1 / uN)[:, rows]
             jac[:, rows, 6 + K + k[rows]] = (-beta * g * v2 / uD)[:, rows]
         return lse, jac
+
+    def eff_of(self, theta: np.ndarray, label: str, w_bits: float, a_bits: float) -> float:
+        return 1.0 if label not in self.labels else float(theta[6 + self.labels.index(label)])

@@ -38,3 +38,6 @@ class QuestLaw(Law):
             rows = np.nonzero(quant)[0]
             jac[:, rows, 5 + k[rows]] = (-alpha * w1 / u)[:, rows]
         return lse, jac
+
+    def eff_of(self, theta: np.ndarray, label: str, w_bits: float, a_bits: float) -> float:
+        return 1.0 if label not in self.labels else float(theta[5 + self.labels.index(label)])

@@ -1,4 +1,216 @@
-"""quest-lab analysis commands."""
-import typer
+"""quest-lab fit | report: turn stored runs into fitted laws and a self-contained HTML report.
 
+    quest-lab fit --law quest [--store URL | --csv FILE] [--where "w_bits>=2"] [--bootstrap N] [--json PATH]
+    quest-lab report [--out reports/NAME/] [--law quest] [--open]
+
+`--csv FILE` takes columns N, D (or C = training FLOPs, then D = C/(6N)), loss and optionally
+w_bits, a_bits, quantizer (default 16, 16, "bf16"); Epoch AI's Chinchilla extraction is
+recognised by its column names ("Model Size", "Training FLOP", "loss").
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from quest_lab.analysis.fit import METHODS, MODES, FitConfig, FitResult, fit_frame
+from quest_lab.analysis.law_base import InsufficientDataError, load_laws
+from quest_lab.commands import console, err_console, fail
+
+log = logging.getLogger(__name__)
 app = typer.Typer()
+
+DEFAULT_STORE = "sqlite:///results.db"
+LawName = Enum("LawName", {name: name for name in sorted(load_laws())}, type=str)  # type: ignore[misc]
+Method = Enum("Method", {m: m for m in METHODS}, type=str)  # type: ignore[misc]
+Mode = Enum("Mode", {m: m for m in MODES}, type=str)  # type: ignore[misc]
+
+StoreOpt = Annotated[Optional[str], typer.Option("--store", help=f"SQLAlchemy URL of the results store [default: {DEFAULT_STORE}].")]
+CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="Fit runs from a CSV (N, D or C, loss[, w_bits, a_bits, quantizer]) instead of the store.")]
+WhereOpt = Annotated[Optional[str], typer.Option("--where", help='pandas query on the runs, e.g. "w_bits >= 2 and N > 1e6".')]
+SweepOpt = Annotated[Optional[str], typer.Option("--sweep", help="Only runs of this sweep (store only).")]
+DropOpt = Annotated[int, typer.Option("--drop-highest", min=0, help="Drop the K highest-loss runs (Epoch AI dropped 5 Chinchilla points).")]
+
+
+def _sqlite_missing(url: str) -> str | None:
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        path = Path(url[len("sqlite:///"):])
+        if not path.is_file():
+            return str(path)
+    return None
+
+
+def load_runs(store: str | None, csv: Path | None, where: str | None, sweep: str | None, drop_highest: int = 0):
+    """The run table for fitting/reporting; any problem → `fail` (exit 2)."""
+    from quest_lab.analysis import data
+
+    if store and csv:
+        fail("give either --store or --csv, not both")
+    try:
+        if csv is not None:
+            df = data.load_csv(csv)
+        else:
+            url = store or DEFAULT_STORE
+            missing = _sqlite_missing(url)
+            if missing:
+                fail(f"no results database at {missing}; run `quest-lab sweep SPEC.yaml` first or pass --csv FILE")
+            try:
+                df = data.load_store(url, sweep=sweep)
+            except ImportError as exc:
+                fail(f"the results store is unavailable ({exc}); pass --csv FILE")
+        df = data.drop_highest_loss(df, drop_highest)
+        df = data.apply_where(df, where)
+    except InsufficientDataError as exc:
+        fail(str(exc))
+    if df.empty:
+        fail("no completed runs to fit" + (f" after --where {where!r}" if where else "") +
+             (f" in sweep {sweep!r}" if sweep else ""))
+    return df
+
+
+def run_fit(df, config: FitConfig) -> FitResult:
+    try:
+        return fit_frame(df, config)
+    except ValueError as exc:  # InsufficientDataError included
+        fail(str(exc))
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}" if x == x else "—"
+
+
+def print_fit(result: FitResult) -> None:
+    table = Table(title=f"{result.law} law: {result.formula}", title_justify="left")
+    table.add_column("param")
+    table.add_column("value", justify="right")
+    table.add_column(f"{result.config.ci:.0%} CI" if result.ci else "CI", justify="right")
+    for name, value in result.params.items():
+        lo, hi = result.ci.get(name, (float("nan"), float("nan")))
+        table.add_row(name, _fmt(value), f"[{_fmt(lo)}, {_fmt(hi)}]" if result.ci else "—")
+    console.print(table)
+    console.print(f"runs {result.n_runs}  objective {result.objective:.6g}  R² {result.r2:.4f}  "
+                  f"bootstrap {result.config.bootstrap}  ({result.elapsed_s:.1f} s)")
+    if result.holdout:
+        h = result.holdout
+        if "mean_abs_rel_error" in h:
+            console.print(f"hold-out largest N = {h['N']:.3g} ({h['n_runs']} runs): mean |rel err| "
+                          f"{h['mean_abs_rel_error']:.2%}, max {h['max_abs_rel_error']:.2%}")
+        else:
+            console.print(f"hold-out largest N: {h.get('note')}")
+    for w in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}", markup=True)
+
+
+def save_fit(url: str, result: FitResult, payload: dict[str, Any], sweep: str | None) -> int | None:
+    try:
+        from quest_lab.store import Store
+
+        return Store(url).save_fit(result.law, payload, sweep=sweep)
+    except Exception as exc:  # the fit is still printed / written as JSON
+        err_console.print(f"[yellow]warning:[/] fit not stored in {url}: {exc}", markup=True)
+        return None
+
+
+@app.command("fit")
+def fit_cmd(
+    law: Annotated[LawName, typer.Option("--law", help="Scaling law to fit.")] = LawName("quest"),  # type: ignore[arg-type]
+    store: StoreOpt = None,
+    csv: CsvOpt = None,
+    where: WhereOpt = None,
+    sweep: SweepOpt = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the CIs (0 = none).")] = 200,
+    ci: Annotated[float, typer.Option("--ci", help="CI level (0.8 = Epoch AI's 80% intervals).")] = 0.8,
+    method: Annotated[Method, typer.Option("--method", help="grid: L-BFGS from the full start grid; varpro: NNLS over exponents, then L-BFGS.")] = Method("grid"),  # type: ignore[arg-type]
+    mode: Annotated[Mode, typer.Option("--mode", help="staged: 16-bit base first, then precision terms; joint: then all together.")] = Mode("staged"),  # type: ignore[arg-type]
+    holdout_largest: Annotated[bool, typer.Option("--holdout-largest", help="Refit without the largest N; report the extrapolation error on it.")] = False,
+    drop_highest: DropOpt = 0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes for the bootstrap.")] = min(2, os.cpu_count() or 1),
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the fit as JSON here.")] = None,
+    save: Annotated[bool, typer.Option("--save/--no-save", help="Store the fit (default: yes when reading the store or --store is given).")] = True,
+) -> None:
+    """Fit a scaling law to completed runs; print params with bootstrap CIs and store the fit."""
+    try:
+        config = FitConfig(law=law.value, method=method.value, mode=mode.value, bootstrap=bootstrap, ci=ci,
+                           seed=seed, workers=workers, holdout_largest=holdout_largest)
+    except ValueError as exc:
+        fail(str(exc))
+    df = load_runs(store, csv, where, sweep, drop_highest)
+    result = run_fit(df, config)
+    payload = result.to_payload()
+    payload.update({"source": str(csv) if csv else (store or DEFAULT_STORE), "where": where, "sweep": sweep,
+                    "drop_highest": drop_highest})
+    print_fit(result)
+    if save and (csv is None or store is not None):
+        fit_id = save_fit(store or DEFAULT_STORE, result, payload, sweep)
+        if fit_id is not None:
+            console.print(f"stored fit #{fit_id} in {store or DEFAULT_STORE}")
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(payload, indent=2, default=float) + "\n")
+        console.print(f"wrote {json_path}")
+
+
+@app.command("report")
+def report_cmd(
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder [default: reports/<date-time>/].")] = None,
+    law: Annotated[Optional[LawName], typer.Option("--law", help="Law to report [default: the latest stored fit].")] = None,
+    store: StoreOpt = None,
+    csv: CsvOpt = None,
+    where: WhereOpt = None,
+    sweep: SweepOpt = None,
+    drop_highest: DropOpt = 0,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples when fitting on the fly.")] = 200,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open the report in the browser.")] = False,
+) -> None:
+    """Write a self-contained HTML report (plots inlined) plus PNGs from the runs and the latest fit."""
+    from quest_lab.analysis.report import ReportInputs, default_out_dir, write_report
+
+    df = load_runs(store, csv, where, sweep, drop_highest)
+    stored = None
+    if csv is None or store is not None:
+        stored = _latest_fit(store or DEFAULT_STORE, law.value if law else None)
+    if stored is not None:
+        try:
+            result = FitResult.from_payload(stored)
+        except (KeyError, ValueError) as exc:
+            fail(f"the stored {stored.get('law', '?')} fit cannot be read ({exc}); run `quest-lab fit` again")
+        origin = f"stored fit ({stored.get('source', store or DEFAULT_STORE)}, where={stored.get('where')!r})"
+    else:
+        name = law.value if law else ("quest" if (df.get("w_bits", 16) < 16).any() else "chinchilla")
+        console.print(f"no stored fit found: fitting the {name} law on the fly (bootstrap {bootstrap})")
+        result = run_fit(df, FitConfig(law=name, bootstrap=bootstrap))
+        origin = "fitted on the fly by `quest-lab report`"
+    out = out or default_out_dir()
+    try:
+        index = write_report(ReportInputs(runs=df, fit=result, out_dir=out, origin=origin,
+                                          source=str(csv) if csv else (store or DEFAULT_STORE), where=where,
+                                          sweep=sweep))
+    except (InsufficientDataError, ValueError) as exc:
+        fail(str(exc))
+    console.print(f"report: {index}")
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(index.resolve().as_uri())
+
+
+def _latest_fit(url: str, law: str | None) -> dict[str, Any] | None:
+    if _sqlite_missing(url):
+        return None
+    try:
+        from quest_lab.store import Store
+
+        got = Store(url).latest_fit(law)
+    except Exception as exc:
+        log.warning("cannot read stored fits from %s: %s", url, exc)
+        return None
+    if got and isinstance(got.get("payload"), dict):  # tolerate a wrapper row
+        got = {**got["payload"], **{k: v for k, v in got.items() if k not in ("payload",) and k not in got["payload"]}}
+    return got or None
