@@ -6,7 +6,7 @@ a separate fp32 multiply), so products are exact in any float format and only th
   * split_in: 0 = fp32 operands with input_precision="ieee" (interpreter; exact fp32 FMA on GPU);
               1 = native 16-bit operands (fp16 / bf16 inputs, exact products);
               2, 3 = fp32 input split into 2 / 3 bf16 pieces (3 pieces carry all 24 mantissa bits;
-              default 2 on GPU: fastest measured, error ~1e-5 relative, flips only rounding ties).
+              default 3 on GPU; 2 is ~1e-5 relative and flips more rounding ties, no faster).
   * split_mid: same for fp32 intermediates (the masked gradient in the backward): 0, 2 or 3.
   * exact_codes: de-rotation of the grid codes (odd integers |c| ≤ 255) in fp32-ieee (False → fp16
     tensor cores, still exact: integers ≤ 2048 are exact in fp16 and the accumulator is fp32).
@@ -84,16 +84,28 @@ def resolve_modes(dtype: torch.dtype, cfg: LaunchConfig) -> tuple[int, int, bool
     """(split_in, split_mid, exact_codes) for this input dtype."""
     if interpreting():  # the interpreter's bf16 is wrong: fp32-ieee everywhere
         return 0, 0, True
-    split_in = cfg.split_in if cfg.split_in is not None else (1 if dtype != torch.float32 else 2)
+    split_in = cfg.split_in if cfg.split_in is not None else (1 if dtype != torch.float32 else 3)
     if split_in == 1 and dtype == torch.float32:
         raise ValueError("split_in=1 (native 16-bit dot) needs a float16/bfloat16 input")
     if split_in in (2, 3) and dtype != torch.float32:
         split_in = 1
-    # 2 bf16 pieces (16 mantissa bits, rel. error ~1e-5 in x·H) measured fastest on H100 and is far
-    # below a grid step even at 8 bits (ties only); LaunchConfig(split_in=3, split_mid=3) = full fp32
-    split_mid = cfg.split_mid if cfg.split_mid is not None else 2
+    # 3 bf16 pieces = full fp32 accuracy; 2 pieces measured no faster on H100 (KERNELS.md) and flip
+    # ~5x more rounding ties, so 3 is the default
+    split_mid = cfg.split_mid if cfg.split_mid is not None else 3
     exact = cfg.exact_codes if cfg.exact_codes is not None else False
     return split_in, split_mid, exact
+
+
+def config_for(nb: int, dtype: torch.dtype, cfg: LaunchConfig | None) -> LaunchConfig:
+    """The caller's config, or the default; 16-bit rows of ≥ 32 blocks prefer smaller tiles, more warps
+    and more programs per SM (H100 sweep: 601 vs 402 GB/s at 16384×2816 bf16)."""
+    if cfg is not None:
+        return cfg
+    cfg = default_config()
+    if (not interpreting() and dtype != torch.float32 and triton.next_power_of_2(nb) >= 32
+            and not os.environ.get("QUEST_KERNEL_TILE")):
+        return LaunchConfig(tile_blocks=32, num_warps=8, programs_per_sm=8)
+    return cfg
 
 
 def tile_rows(nb: int, cfg: LaunchConfig) -> tuple[int, int]:

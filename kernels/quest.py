@@ -15,7 +15,7 @@ import triton
 import triton.language as tl
 
 from quest_lab.kernels._common import (LaunchConfig, _hadamard_pm1, _hdot, check_2d, check_bits,
-                                       default_config, num_sms, resolve_modes, tile_rows)
+                                       config_for, num_sms, resolve_modes, tile_rows)
 from quest_lab.kernels.reference import default_trust, pick_block
 
 @triton.jit
@@ -146,9 +146,9 @@ def quest_quantize_fwd(x2d: torch.Tensor, bits: int, alpha: float, trust: float 
     check_bits(bits, alpha)
     if trust is None:
         trust = default_trust(bits, alpha)
-    cfg = config or default_config()
     m, k = x2d.shape
     nb = k // block
+    cfg = config_for(nb, x2d.dtype, config)
     rows, nbp = tile_rows(nb, cfg)
     split_in, _, exact = resolve_modes(x2d.dtype, cfg)
     out = torch.empty_like(x2d)
@@ -178,8 +178,8 @@ def quest_quantize_bwd(grad: torch.Tensor, mask: torch.Tensor, block: int = 128,
                          f"from quest_quantize_fwd; got {mask.dtype} {tuple(mask.shape)}")
     if mask.device != grad.device:
         raise ValueError(f"mask is on {mask.device} but grad on {grad.device}")
-    cfg = config or default_config()
     nb = k // block
+    cfg = config_for(nb, grad.dtype, config)
     rows, nbp = tile_rows(nb, cfg)
     split_in, split_mid, _ = resolve_modes(grad.dtype, cfg)
     dx = torch.empty_like(grad)
