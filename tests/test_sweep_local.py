@@ -152,3 +152,43 @@ def test_sigkill_driver_then_rerun_completes_without_duplicates(tmp_path: Path) 
     kept = after.set_index("run_id").loc[before.run_id]
     assert kept.finished_at.tolist() == before.finished_at.tolist()
     assert kept.loss.tolist() == before.loss.tolist()
+
+
+def test_gpu_sweep_on_a_cpu_machine_exits_2_before_writing(tmp_path: Path, monkeypatch) -> None:
+    from quest_lab.sweep import runner as sweep_runner
+
+    monkeypatch.setattr(sweep_runner, "_local_gpus", lambda: 0)
+    doc = {"name": "g", "base": dict(BASE), "grid": {"size": ["nano"], "bits": [4], "tokens": [1024]},
+           "resources": {"cpus": 1, "gpus": 1}, "store": f"sqlite:///{tmp_path / 'results.db'}"}
+    path = tmp_path / "g.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    res = runner.invoke(app, ["sweep", str(path), "--train-fn", "sweep_fakes:fake_train"])
+    assert res.exit_code == 2 and "GPU" in res.output, res.output
+    assert not (tmp_path / "results.db").exists()
+
+
+def test_auto_executor_choice(tmp_path: Path, monkeypatch) -> None:
+    from quest_lab.sweep import parse_spec, runner as sweep_runner
+
+    monkeypatch.setattr(sweep_runner.os, "cpu_count", lambda: 2)
+    doc = {"name": "a", "base": dict(BASE), "grid": {"size": ["nano"], "tokens": [1024]}}
+    assert sweep_runner.choose_executor("auto", parse_spec(doc), 4, None) == "ray"
+    assert sweep_runner.choose_executor("auto", parse_spec(doc), 1, None) == "local"
+    assert sweep_runner.choose_executor("auto", parse_spec(doc | {"max_concurrent": 1}), 4, None) == "local"
+    assert sweep_runner.choose_executor("auto", parse_spec(doc | {"resources": {"cpus": 2}}), 4, None) == "local"
+    assert sweep_runner.choose_executor("auto", parse_spec(doc | {"max_concurrent": 1}), 4, "ray://h:10001") == "ray"
+    assert sweep_runner.choose_executor("local", parse_spec(doc), 4, None) == "local"
+
+
+def test_progress_counts() -> None:
+    from quest_lab.sweep.progress import SweepProgress
+
+    with SweepProgress(3, "t", enabled=False) as p:
+        for _ in range(3):
+            p.started()
+        p.finished("completed")
+        p.retrying()
+        p.started()
+        p.finished("diverged")
+        p.failed_run()
+    assert (p.done, p.failed, p.diverged, p.retries) == (2, 1, 1, 1)

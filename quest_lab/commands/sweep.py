@@ -162,8 +162,9 @@ def runs_command(
     if show_sweep:
         table.add_column("sweep", overflow="fold")
     cols = ("status", "size", "precision", "D", "seed") + (() if show_error else ("loss", "time s"))
+    widths = {"status": 9, "precision": 10, "size": 5}
     for col in cols:
-        table.add_column(col, no_wrap=True)
+        table.add_column(col, no_wrap=True, min_width=widths.get(col))
     if show_error:
         table.add_column("error", overflow="fold", min_width=24)
     for r in shown.itertuples(index=False):

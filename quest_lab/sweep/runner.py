@@ -29,10 +29,13 @@ class StoreWriter:
         self.progress = progress
         self.counts: dict[str, int] = {"completed": 0, "diverged": 0, "failed": 0}
         self.trial_s: dict[str, float] = {}
+        self.first_start: float | None = None  # perf_counter() of the first trial start
         self._t0: dict[str, float] = {}
 
     def started(self, run_id: str, attempt: int) -> None:
         self._t0[run_id] = time.perf_counter()
+        if self.first_start is None:
+            self.first_start = self._t0[run_id]
         self.store.mark_running(run_id, attempt)
         if self.progress:
             self.progress.started()
@@ -69,6 +72,7 @@ class SweepOutcome:
     counts: dict[str, int] = field(default_factory=dict)
     wall_s: float = 0.0  # executor wall time, Ray start-up included
     startup_s: float = 0.0  # ray.init (0 for local / an already-running Ray)
+    first_trial_s: float = 0.0  # from the executor's start to the first trial start (ray.init included)
     trial_s: dict[str, float] = field(default_factory=dict)  # driver-observed time per run
 
     @property
@@ -147,6 +151,7 @@ def run_sweep(the_plan: Plan, store: Store, *, executor: str = "auto", address: 
         ex.run(todo, writer)
     outcome.wall_s = time.perf_counter() - t0
     outcome.startup_s = getattr(ex, "startup_s", 0.0)
+    outcome.first_trial_s = (writer.first_start or t0) - t0
     outcome.counts = writer.counts
     outcome.trial_s = writer.trial_s
     return outcome
