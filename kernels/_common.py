@@ -96,13 +96,14 @@ def resolve_modes(dtype: torch.dtype, cfg: LaunchConfig) -> tuple[int, int, bool
     return split_in, split_mid, exact
 
 
-def config_for(nb: int, dtype: torch.dtype, cfg: LaunchConfig | None) -> LaunchConfig:
-    """The caller's config, or the default; 16-bit rows of ≥ 32 blocks prefer smaller tiles, more warps
-    and more programs per SM (H100 sweep: 601 vs 402 GB/s at 16384×2816 bf16)."""
+def config_for(nb: int, dtype: torch.dtype, cfg: LaunchConfig | None, forward: bool = True) -> LaunchConfig:
+    """The caller's config, or the default.  Forward on 16-bit rows of ≥ 32 blocks prefers smaller
+    tiles, more warps and programs (H100 sweep: 601 vs 402 GB/s at 16384×2816 bf16); the backward
+    does not (441 vs 1410 GB/s there), so it keeps the default."""
     if cfg is not None:
         return cfg
     cfg = default_config()
-    if (not interpreting() and dtype != torch.float32 and triton.next_power_of_2(nb) >= 32
+    if (forward and not interpreting() and dtype != torch.float32 and triton.next_power_of_2(nb) >= 32
             and not os.environ.get("QUEST_KERNEL_TILE")):
         return LaunchConfig(tile_blocks=32, num_warps=8, programs_per_sm=8)
     return cfg

@@ -35,10 +35,6 @@ def _quest_fwd_kernel(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha, trus
     else:
         h_in = h.to(tl.bfloat16)
     h16 = h.to(tl.float16)
-    PB: tl.constexpr = 16 if BLOCK // 8 < 16 else BLOCK // 8  # dot N ≥ 16: pad the byte columns
-    bcol = tl.arange(0, PB)
-    pack_w = tl.where((col // 8)[:, None] == bcol[None, :], (1 << (col % 8))[:, None], 0).to(tl.float32)
-    same_row = (r // NBP)[:, None] == (r // NBP)[None, :]
     n_tiles = tl.cdiv(M, ROWS)
     for tile in range(tl.program_id(0), n_tiles, tl.num_programs(0)):  # persistent grid
         row = tile * ROWS + r // NBP
@@ -52,7 +48,8 @@ def _quest_fwd_kernel(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha, trus
             y = x.to(tl.float32)
         # σ = RMS over the whole (rotated) row: per-block partial sums, then across the row's blocks
         ss_blk = tl.sum(y * y, axis=1)
-        ss = tl.sum(tl.where(same_row, ss_blk[None, :], 0.0), axis=1)  # [T,T] mask: no reshapes
+        ss_row = tl.sum(tl.reshape(ss_blk, (ROWS, NBP)), axis=1)
+        ss = tl.reshape(tl.broadcast_to(ss_row[:, None], (ROWS, NBP)), (T,))
         sigma = tl.sqrt_rn(ss / K)[:, None]
         s = alpha * sigma + 1e-8
         delta = (2.0 * s) / (LEVELS - 1)
@@ -73,14 +70,12 @@ def _quest_fwd_kernel(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha, trus
             out = q
         tl.store(out_ptr + offs, out.to(out_ptr.dtype.element_ty), mask=valid[:, None])
         # trust mask → bits: element 8i + b is bit b of byte i
-        # packed via a dot with P[c, i] = 2^(c % 8)·1[c // 8 == i] (exact: integers ≤ 255)
-        if EXACT_CODES:
-            packed = tl.dot(keep.to(tl.float32), pack_w, input_precision="ieee")
-        else:
-            packed = tl.dot(keep.to(tl.float16), pack_w.to(tl.float16))
+        bits = tl.reshape(keep.to(tl.int32), (T, BLOCK // 8, 8))
+        weights = (1 << tl.arange(0, 8))[None, None, :]
+        packed = tl.sum(bits * weights, axis=2).to(tl.uint8)
+        bcol = tl.arange(0, BLOCK // 8)
         moffs = row.to(tl.int64)[:, None] * (K // 8) + (blk * (BLOCK // 8))[:, None] + bcol[None, :]
-        tl.store(mask_ptr + moffs, packed.to(tl.int32).to(tl.uint8),
-                 mask=valid[:, None] & (bcol < BLOCK // 8)[None, :])
+        tl.store(mask_ptr + moffs, packed, mask=valid[:, None])
         tl.store(scale_ptr + row, tl.sum(delta, axis=1), mask=(row < M) & (blk == 0))
 
 
@@ -184,7 +179,7 @@ def quest_quantize_bwd(grad: torch.Tensor, mask: torch.Tensor, block: int = 128,
     if mask.device != grad.device:
         raise ValueError(f"mask is on {mask.device} but grad on {grad.device}")
     nb = k // block
-    cfg = config_for(nb, grad.dtype, config)
+    cfg = config_for(nb, grad.dtype, config, forward=False)
     rows, nbp = tile_rows(nb, cfg)
     split_in, split_mid, _ = resolve_modes(grad.dtype, cfg)
     dx = torch.empty_like(grad)
