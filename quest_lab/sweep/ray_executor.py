@@ -152,8 +152,9 @@ class RayExecutor(Executor):
             for k, v in QUIET_ENV.items():
                 os.environ.setdefault(k, v)
             t0 = time.perf_counter()
-            ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False,
-                     logging_level=logging.ERROR, runtime_env={"env_vars": worker_env()})
+            local = {"include_dashboard": False} if cfg.address is None else {}  # cluster: as started
+            ray.init(address=cfg.address, log_to_driver=False, logging_level=logging.ERROR,
+                     runtime_env={"env_vars": worker_env()}, **local)
             self.startup_s = time.perf_counter() - t0
             started_here = True
             log.info("ray.init took %.1f s", self.startup_s)
