@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from quest_lab.analysis import derived
 from quest_lab.analysis.fit import FitResult
@@ -20,6 +21,11 @@ STYLE = {
 }
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 MAX_GROUPS = 9  # curves per panel (single precision) or panels (several precisions, max 6 shown)
+
+
+def _logx(ax) -> None:
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap on short ranges
 
 
 def label_colors(labels) -> dict[str, str]:
@@ -103,7 +109,7 @@ def loss_vs_n(runs: pd.DataFrame, fit: FitResult) -> Figure:
                     w, a = derived.label_bits(label)
                     N, D = _curve_inputs(kind, value, n_grid)
                     ax.plot(N, fit.predict(N, D, label, w, a), color=color, lw=1.4, alpha=0.9)
-        ax.set_xscale("log")
+        _logx(ax)
         ax.set_xlabel("N (non-embedding parameters)")
         ax.set_title(_group_title(kind, panel) if panel is not None else f"{fit.law} fit: loss vs N")
     lo, hi = float(runs["loss"].min()), float(runs["loss"].max())
@@ -125,7 +131,7 @@ def _pareto(ax, x: np.ndarray, runs: pd.DataFrame, xlabel: str, title: str) -> N
     fx, fy = x[mask][order], loss[mask][order]
     ax.step(fx, fy, where="post", color="#e6550d", lw=2.2, zorder=3, label="Pareto frontier")
     ax.scatter(fx, fy, s=60, facecolors="none", edgecolors="#e6550d", linewidths=1.8, zorder=4)
-    ax.set_xscale("log")
+    _logx(ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("final eval loss (nats)")
     ax.set_title(title)
@@ -182,7 +188,7 @@ def residuals(runs: pd.DataFrame, pred: np.ndarray) -> Figure:
             sel = (runs["label"] == label).to_numpy()
             ax.scatter(runs[col].to_numpy(float)[sel], rel[sel], s=18, color=colors[label], alpha=0.8, label=label)
         ax.axhline(0, color="#111111", lw=0.8)
-        ax.set_xscale("log")
+        _logx(ax)
         ax.set_xlabel(name)
     axes[0].set_ylabel("residual (pred − obs)/obs  [%]")
     axes[0].set_title("Fit residuals")

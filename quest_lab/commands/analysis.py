@@ -14,19 +14,27 @@ import logging
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from quest_lab.analysis.fit import METHODS, MODES, FitConfig, FitResult, fit_frame
 from quest_lab.analysis.law_base import InsufficientDataError, load_laws
-from quest_lab.commands import console, err_console, fail
+from quest_lab.commands import console, err_console
+from quest_lab.commands import fail as _fail
 
 log = logging.getLogger(__name__)
 app = typer.Typer()
 
 DEFAULT_STORE = "sqlite:///results.db"
+
+
+def fail(message: str) -> NoReturn:
+    """One-line error, exit 2; the message is escaped so labels like eff[quest:w4a4] survive rich markup."""
+    _fail(escape(message))
+
 LawName = Enum("LawName", {name: name for name in sorted(load_laws())}, type=str)  # type: ignore[misc]
 Method = Enum("Method", {m: m for m in METHODS}, type=str)  # type: ignore[misc]
 Mode = Enum("Mode", {m: m for m in MODES}, type=str)  # type: ignore[misc]
@@ -92,7 +100,7 @@ def print_fit(result: FitResult) -> None:
     table.add_column(f"{result.config.ci:.0%} CI" if result.ci else "CI", justify="right")
     for name, value in result.params.items():
         lo, hi = result.ci.get(name, (float("nan"), float("nan")))
-        table.add_row(name, _fmt(value), f"[{_fmt(lo)}, {_fmt(hi)}]" if result.ci else "—")
+        table.add_row(escape(name), _fmt(value), f"[{_fmt(lo)}, {_fmt(hi)}]" if result.ci else "—")
     console.print(table)
     console.print(f"runs {result.n_runs}  objective {result.objective:.6g}  R² {result.r2:.4f}  "
                   f"bootstrap {result.config.bootstrap}  ({result.elapsed_s:.1f} s)")
@@ -104,7 +112,7 @@ def print_fit(result: FitResult) -> None:
         else:
             console.print(f"hold-out largest N: {h.get('note')}")
     for w in result.warnings:
-        err_console.print(f"[yellow]warning:[/] {w}", markup=True)
+        err_console.print(f"[yellow]warning:[/] {escape(w)}", markup=True)
 
 
 def save_fit(url: str, result: FitResult, payload: dict[str, Any], sweep: str | None) -> int | None:
@@ -113,7 +121,7 @@ def save_fit(url: str, result: FitResult, payload: dict[str, Any], sweep: str | 
 
         return Store(url).save_fit(result.law, payload, sweep=sweep)
     except Exception as exc:  # the fit is still printed / written as JSON
-        err_console.print(f"[yellow]warning:[/] fit not stored in {url}: {exc}", markup=True)
+        err_console.print(f"[yellow]warning:[/] fit not stored in {escape(url)}: {escape(str(exc))}", markup=True)
         return None
 
 

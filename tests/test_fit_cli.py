@@ -1,0 +1,137 @@
+"""`quest-lab fit`: CSV and store input, JSON output, stored fits, and bad input → exit 2, nothing written."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from quest_lab.analysis import get_law, normalise
+from quest_lab.analysis.data import design
+
+runner = CliRunner()
+CHINCHILLA = Path(__file__).resolve().parents[2] / "shared" / "data" / "chinchilla_epoch_svg_extracted.csv"
+SMOKE_TRUTH = {"A": 60.0, "B": 30.0, "E": 1.5, "alpha": 0.3, "beta": 0.35,
+               "eff[quest:w2a2]": 0.35, "eff[quest:w3a3]": 0.6, "eff[quest:w4a4]": 0.8}
+
+
+def smoke_frame(seed: int = 0, noise: float = 0.01) -> pd.DataFrame:
+    """Like the CPU smoke sweep: 3 sizes × (W2A2, W3A3, W4A4, BF16) × 2 token budgets, losses 2.5–4.5."""
+    rows = [dict(run_id=f"run{i:02d}", N=N, D=D, quantizer="quest", w_bits=w, a_bits=w)
+            for i, (N, D, w) in enumerate((N, D, w) for N in (2.0e5, 8.0e5, 3.2e6)
+                                          for D in (65536, 131072) for w in (2, 3, 4, 16))]
+    df = normalise(pd.DataFrame(rows).assign(loss=1.0))
+    d = design(df)
+    law = get_law("quest", d.labels)
+    clean = law.predict(law.from_public(SMOKE_TRUTH), d)
+    loss = clean * np.exp(np.random.default_rng(seed).normal(0, noise, len(df)))
+    return df.drop(columns=["label"]).assign(loss=loss)
+
+
+@pytest.fixture
+def smoke_csv(tmp_path) -> Path:
+    path = tmp_path / "runs.csv"
+    smoke_frame().to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def smoke_store(tmp_path) -> str:
+    from quest_lab.store import Store
+
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    Store(url).import_runs("smoke", "test", smoke_frame().to_dict("records"))
+    return url
+
+
+def test_fit_csv_prints_table_and_writes_json(smoke_csv, tmp_path):
+    out = tmp_path / "fit.json"
+    res = runner.invoke(app, ["fit", "--law", "quest", "--csv", str(smoke_csv), "--bootstrap", "40", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "eff[quest:w4a4]" in res.stdout and "80% CI" in res.stdout
+    payload = json.loads(out.read_text())
+    assert payload["law"] == "quest" and payload["n_runs"] == 24
+    assert {"A", "B", "E", "alpha", "beta"} <= set(payload["params"])
+    assert set(payload["eff"]) == {"quest:w2a2", "quest:w3a3", "quest:w4a4"}
+    assert payload["eff"]["quest:w2a2"] < payload["eff"]["quest:w3a3"] < payload["eff"]["quest:w4a4"] <= 1.05
+    for label, eff in payload["eff"].items():
+        assert abs(eff - SMOKE_TRUTH[f"eff[{label}]"]) < 0.1
+        lo, hi = payload["ci"][f"eff[{label}]"]
+        assert lo <= eff <= hi
+    assert payload["objective"] > 0
+
+
+def test_fit_store_saves_fit_that_latest_fit_returns(smoke_store, tmp_path):
+    from quest_lab.store import Store
+
+    res = runner.invoke(app, ["fit", "--store", smoke_store, "--bootstrap", "0", "--where", "w_bits >= 3"])
+    assert res.exit_code == 0, res.output
+    assert "stored fit #" in res.stdout
+    stored = Store(smoke_store).latest_fit("quest")
+    assert set(stored["payload"]["eff"]) == {"quest:w3a3", "quest:w4a4"}
+    assert stored["payload"]["where"] == "w_bits >= 3"
+
+
+def test_fit_chinchilla_csv_autodetects_epoch_columns(tmp_path):
+    if not CHINCHILLA.is_file():
+        pytest.skip(f"Chinchilla data not found at {CHINCHILLA}")
+    out = tmp_path / "c.json"
+    res = runner.invoke(app, ["fit", "--law", "chinchilla", "--csv", str(CHINCHILLA), "--drop-highest", "5",
+                              "--method", "varpro", "--bootstrap", "0", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    p = json.loads(out.read_text())
+    assert p["n_runs"] == 240 and p["params"]["E"] == pytest.approx(1.8172, rel=0.01)
+
+
+def test_parameter_at_bound_warns_but_fits(tmp_path):
+    df = smoke_frame()
+    w8 = df[df["w_bits"] == 16].assign(w_bits=8, a_bits=8, loss=lambda x: x["loss"] * 0.97,
+                                       run_id=lambda x: x["run_id"] + "w8")
+    path = tmp_path / "odd.csv"
+    pd.concat([df, w8]).to_csv(path, index=False)
+    res = runner.invoke(app, ["fit", "--csv", str(path), "--bootstrap", "0"])
+    assert res.exit_code == 0, res.output
+    assert "eff[quest:w8a8] = 1.05 is at its upper bound" in res.stderr
+
+
+@pytest.mark.parametrize("args, edit, message", [
+    (["--where", "w_bits >="], None, "is not a valid filter"),
+    (["--where", "nosuchcol > 1"], None, "is not a valid filter"),
+    (["--where", "N == 200000"], None, "needs 16-bit runs at >= 2 model sizes and >= 2 token budgets; found sizes"),
+    (["--where", "D == 65536"], None, "found sizes"),
+    (["--where", "w_bits < 16"], None, "needs 16-bit runs"),
+    (["--where", "N < 0"], None, "no completed runs to fit"),
+    ([], lambda df: df.assign(loss=df["loss"].where(df.index != 3, np.nan)), "NaN, infinite or non-positive loss"),
+    ([], lambda df: df.assign(loss=df["loss"].where(df.index != 5, -1.0)), "NaN, infinite or non-positive loss"),
+    ([], lambda df: df.drop(columns=["D"]), "lacks column(s) ['D']"),
+    ([], lambda df: df[(df["w_bits"] == 16) & (df["N"] < 3e6)], "has 5 parameters and needs more than 5 runs; found 4"),
+    (["--ci", "1.5"], None, "ci=1.5 must be in (0, 1)"),
+    (["--law", "quartet", "--method", "varpro"], None, "varpro"),
+])
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, edit, message):
+    df = smoke_frame()
+    if edit is not None:
+        df = edit(df)
+    path = tmp_path / "runs.csv"
+    df.to_csv(path, index=False)
+    out = tmp_path / "fit.json"
+    res = runner.invoke(app, ["fit", "--csv", str(path), "--bootstrap", "0", "--json", str(out), *args])
+    assert res.exit_code == 2, res.output
+    assert message in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_missing_inputs_exit_2(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["fit"])
+    assert res.exit_code == 2 and "no results database at results.db" in res.stderr
+    res = runner.invoke(app, ["fit", "--csv", str(tmp_path / "nope.csv")])
+    assert res.exit_code == 2 and "does not exist" in res.stderr
+    res = runner.invoke(app, ["fit", "--law", "nolaw", "--csv", "x.csv"])
+    assert res.exit_code == 2
+    assert not (tmp_path / "results.db").exists()

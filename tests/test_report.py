@@ -1,0 +1,95 @@
+"""`quest-lab report`: self-contained HTML (images inlined, no network) + PNGs; renders in Chromium."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from test_fit_cli import smoke_frame  # same synthetic smoke-sweep runs
+
+runner = CliRunner()
+PNGS = ["loss_vs_n.png", "pareto_memory.png", "pareto_compute.png", "efficiency_per_bit.png", "residuals.png"]
+CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), None)
+
+
+@pytest.fixture
+def smoke_store(tmp_path) -> str:
+    from quest_lab.store import Store
+
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    Store(url).import_runs("smoke", "test", smoke_frame().to_dict("records"))
+    return url
+
+
+def _check_report(out: Path) -> str:
+    html = (out / "index.html").read_text()
+    for png in PNGS:
+        assert (out / png).stat().st_size > 5000, png
+    assert html.count("src='data:image/png;base64,") == len(PNGS)
+    assert not re.search(r"(src|href)=['\"]?(https?:)?//", html), "report must not load anything from the network"
+    for section in ("id='fit'", "id='loss_vs_n'", "id='pareto_memory'", "id='pareto_compute'",
+                    "id='efficiency_per_bit'", "id='residuals'", "id='runs'", "id='provenance'"):
+        assert section.replace("'", '"') in html or section in html, section
+    assert "<td>eff[quest:w4a4]</td>" in html and "code version" in html
+    return html
+
+
+def test_report_fits_on_the_fly_from_csv(tmp_path):
+    csv = tmp_path / "runs.csv"
+    smoke_frame().to_csv(csv, index=False)
+    out = tmp_path / "rep"
+    res = runner.invoke(app, ["report", "--csv", str(csv), "--out", str(out), "--bootstrap", "20"])
+    assert res.exit_code == 0, res.output
+    assert "fitting the quest law on the fly" in res.stdout
+    assert f"report: {out / 'index.html'}" in res.stdout.replace("\n", "")
+    html = _check_report(out)
+    assert "fitted on the fly" in html
+
+
+def test_report_uses_the_stored_fit(smoke_store, tmp_path):
+    assert runner.invoke(app, ["fit", "--store", smoke_store, "--bootstrap", "20"]).exit_code == 0
+    out = tmp_path / "rep"
+    res = runner.invoke(app, ["report", "--store", smoke_store, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "on the fly" not in res.stdout
+    html = _check_report(out)
+    assert "stored fit" in html and "smoke" in html
+
+
+def test_report_bad_input_exits_2(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["report", "--out", str(tmp_path / "rep")])
+    assert res.exit_code == 2 and "no results database" in res.stderr
+    assert not (tmp_path / "rep").exists()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (apt-get install chromium)")
+def test_report_renders_in_headless_chromium(tmp_path):
+    csv = tmp_path / "runs.csv"
+    smoke_frame().to_csv(csv, index=False)
+    out = tmp_path / "rep"
+    assert runner.invoke(app, ["report", "--csv", str(csv), "--out", str(out), "--bootstrap", "0"]).exit_code == 0
+    url = (out / "index.html").resolve().as_uri()
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+             "--enable-logging=stderr", "--v=0", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert dom.stdout.count("<img") == len(PNGS)
+    assert "<table>" in dom.stdout and "eff[quest:w4a4]" in dom.stdout
+    assert "CONSOLE" not in dom.stderr, "the page logged JavaScript console errors"
+    shot = tmp_path / "shot.png"
+    res = subprocess.run([*flags, "--window-size=1200,2400", f"--screenshot={shot}", url], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0 and shot.exists(), res.stderr[-2000:]
+    import matplotlib.image as mpimg
+
+    pixels = mpimg.imread(shot)
+    non_white = (pixels[..., :3].mean(axis=-1) < 0.95).mean()
+    assert non_white > 0.05, "screenshot is (almost) blank: the plots did not render"
+    if shutil.which("file"):
+        assert "PNG image" in subprocess.run(["file", str(shot)], capture_output=True, text=True).stdout
