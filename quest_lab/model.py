@@ -3,7 +3,8 @@
 Pre-norm blocks, RMSNorm (eps 1e-5, computed in fp32), RoPE (θ = 1e4), multi-head attention,
 SwiGLU MLP with hidden = int(8d/3) rounded up to a multiple of 256, no biases, untied embeddings,
 init N(0, 0.02) and residual output projections N(0, 0.02/√(2·n_layer)).  Every linear layer inside
-a block is a `QuantLinear` (weights and input activations quantized); embeddings, lm_head and the
+a block is a `QuantLinear` (weights and input activations quantized; q/k/v and gate/up are fused
+into one layer each, which quantizes exactly as separate layers would); embeddings, lm_head and the
 attention matmuls stay in full precision (DESIGN.md §3).
 
 Read top to bottom: size registry → pure parameter / FLOP counters → modules → `build_model`.
@@ -158,18 +159,18 @@ class Attention(nn.Module):
         super().__init__()
         d = cfg.n_embd
         self.n_head, self.head_dim = cfg.n_head, cfg.head_dim
-        self.q_proj = QuantLinear(d, d, qconfig=qcfg)
-        self.k_proj = QuantLinear(d, d, qconfig=qcfg)
-        self.v_proj = QuantLinear(d, d, qconfig=qcfg)
+        # q, k and v as one (d -> 3d) QuantLinear: identical to three separate layers (weights are
+        # quantized per output row, activations per token row, and the three share their input), but
+        # the input is quantized once instead of three times and the GEMM is larger.
+        self.qkv_proj = QuantLinear(d, 3 * d, qconfig=qcfg)
         self.o_proj = QuantLinear(d, d, qconfig=qcfg)
         self.o_proj.residual_out = True
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         B, T, d = x.shape
-        # (B, T, d) -> (B, H, T, hd)
-        q = self.q_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)
+        # (B, T, d) -> 3 × (B, T, d) -> (B, H, T, hd)
+        q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
+                   for t in self.qkv_proj(x).split(d, dim=-1))
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, hd), full precision
         y = y.transpose(1, 2).contiguous().view(B, T, d)  # (B, T, d)
@@ -180,14 +181,15 @@ class SwiGLU(nn.Module):
     def __init__(self, cfg: ModelConfig, qcfg: QuantConfig) -> None:
         super().__init__()
         d, h = cfg.n_embd, cfg.mlp_hidden
-        self.gate_proj = QuantLinear(d, h, qconfig=qcfg)
-        self.up_proj = QuantLinear(d, h, qconfig=qcfg)
+        self.hidden = h
+        self.gate_up_proj = QuantLinear(d, 2 * h, qconfig=qcfg)  # gate and up fused, as qkv above
         self.down_proj = QuantLinear(h, d, qconfig=qcfg)
         self.down_proj.residual_out = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # (B, T, d) -> (B, T, h) -> (B, T, d)
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        # (B, T, d) -> 2 × (B, T, h) -> (B, T, d)
+        gate, up = self.gate_up_proj(x).split(self.hidden, dim=-1)
+        return self.down_proj(F.silu(gate) * up)
 
 
 class Block(nn.Module):

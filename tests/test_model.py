@@ -47,7 +47,7 @@ def test_forward_shapes_and_quantized_linears():
     idx = torch.randint(0, 300, (3, 16))
     assert model(idx).shape == (3, 16, 300)
     qlinears = [m for m in model.modules() if isinstance(m, QuantLinear)]
-    assert len(qlinears) == 7 * model.cfg.n_layer  # q, k, v, o, gate, up, down per block
+    assert len(qlinears) == 4 * model.cfg.n_layer  # qkv, o, gate_up, down per block
     assert not isinstance(model.lm_head, QuantLinear)
     with pytest.raises(ValueError, match="seq_len"):
         model(torch.randint(0, 300, (1, 17)))
@@ -57,7 +57,7 @@ def test_residual_projection_init_is_scaled():
     torch.manual_seed(0)
     model = build_model("base", vocab_size=300, seq_len=16)
     std_o = model.blocks[0].attn.o_proj.weight.std().item()
-    std_q = model.blocks[0].attn.q_proj.weight.std().item()
+    std_q = model.blocks[0].attn.qkv_proj.weight.std().item()
     assert std_q == pytest.approx(0.02, rel=0.05)
     assert std_o == pytest.approx(0.02 / (2 * model.cfg.n_layer) ** 0.5, rel=0.05)
 
@@ -73,3 +73,19 @@ def test_bad_sizes():
         get_size("huge")
     with pytest.raises(ValueError, match="divisible"):
         ModelConfig("x", n_layer=1, n_embd=30, n_head=4, peak_lr=1e-3)
+
+
+@pytest.mark.parametrize("name", ["quest", "ste", "clip", "fp4"])
+def test_fused_qkv_quantizes_like_separate_layers(name):
+    """Per-output-row weight scales and per-token activation scales make fusion exact."""
+    torch.manual_seed(0)
+    qcfg = QuantConfig(name=name, w_bits=4, a_bits=4)
+    fused = QuantLinear(64, 3 * 64, qconfig=qcfg)
+    x = torch.randn(5, 64)
+    parts = []
+    for i in range(3):
+        sep = QuantLinear(64, 64, qconfig=qcfg)
+        with torch.no_grad():
+            sep.weight.copy_(fused.weight[64 * i:64 * (i + 1)])
+        parts.append(sep(x))
+    torch.testing.assert_close(fused(x), torch.cat(parts, dim=-1), rtol=1e-5, atol=1e-6)
