@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from quest_lab.analysis import data as data_mod
-from quest_lab.analysis.law_base import Design, Law, get_law, load_laws
+from quest_lab.analysis.law_base import Design, InsufficientDataError, Law, get_law, load_laws
 from quest_lab.analysis.optimize import HUBER_DELTA, Problem, grid_starts, objective, perturbed, varpro_starts
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,7 @@ def fit_frame(df: pd.DataFrame, config: FitConfig) -> FitResult:
     r2 = 1.0 - float(((loss - pred) ** 2).sum() / ((loss - loss.mean()) ** 2).sum())
     warnings = _bound_warnings(law, theta)
     for w in warnings:
-        log.warning("%s law: %s", config.law, w)
+        log.info("%s law: %s", config.law, w)  # the CLI prints result.warnings
     result = FitResult(law=law.name, formula=law.formula, params=law.to_public(theta), theta=theta,
                        labels=law.labels, objective=f, residuals=logp - d.y, r2=r2, n_runs=d.n, config=config,
                        warnings=warnings, frame=df.assign(pred=pred))
@@ -226,9 +226,12 @@ def holdout_largest(df: pd.DataFrame, config: FitConfig) -> dict[str, Any]:
     """Refit without the largest model size; relative error of the prediction on it."""
     n_max = df["N"].max()
     train, test = df[df["N"] < n_max], df[df["N"] == n_max]
-    sub = fit_frame(train.reset_index(drop=True), FitConfig(
-        law=config.law, method=config.method, mode=config.mode, bootstrap=0, seed=config.seed,
-        huber_delta=config.huber_delta))
+    try:
+        sub = fit_frame(train.reset_index(drop=True), FitConfig(
+            law=config.law, method=config.method, mode=config.mode, bootstrap=0, seed=config.seed,
+            huber_delta=config.huber_delta))
+    except InsufficientDataError as exc:
+        return {"N": float(n_max), "n_runs": 0, "note": f"cannot refit without the largest N: {exc}"}
     known = test[test["label"].isin(set(sub.labels) | {data_mod.BASE_LABEL})]
     if known.empty:
         return {"N": float(n_max), "n_runs": 0, "note": "no held-out run has a precision seen in training"}
