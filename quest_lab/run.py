@@ -68,12 +68,18 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         from quest_lab.model import MODEL_SIZES  # local: keeps this module import-light
+
         from quest_lab.quant import QUANTIZERS
 
         if self.size not in MODEL_SIZES:
             raise ValueError(f"size={self.size!r} is unknown; allowed: {', '.join(MODEL_SIZES)}")
         if self.quantizer not in QUANTIZERS:
             raise ValueError(f"quantizer={self.quantizer!r} is unknown; allowed: {', '.join(QUANTIZERS)}")
+        if float(self.w_bits) >= 16 and float(self.a_bits) >= 16 and self.quantizer != "bf16":
+            # Full precision is one run whatever quantizer a grid crossed it with: canonicalise so
+            # 16/16 under `quest`, `ste`, ... share a run_id and the baseline is trained once.
+            object.__setattr__(self, "quantizer", "bf16")
+            object.__setattr__(self, "quantizer_options", {})
         _check_bits("w_bits", self.w_bits)
         _check_bits("a_bits", self.a_bits)
         if (self.tokens is None) == (self.tokens_per_param is None):

@@ -70,3 +70,11 @@ def test_bad_config(bad, match):
     kwargs.update(bad)
     with pytest.raises(ValueError, match=match):
         RunConfig(**kwargs)
+
+
+def test_full_precision_is_one_run_whatever_the_quantizer():
+    a = RunConfig(quantizer="quest", w_bits=16, a_bits=16, tokens=1000, **FAST)
+    b = RunConfig(quantizer="ste", w_bits=16, a_bits=16, tokens=1000, **FAST)
+    assert a.quantizer == b.quantizer == "bf16"
+    assert a.run_id("x") == b.run_id("x")
+    assert RunConfig(quantizer="quest", w_bits=4, a_bits=16, tokens=1000, **FAST).quantizer == "quest"
