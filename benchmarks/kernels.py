@@ -67,7 +67,7 @@ def check_gpu(K, quick):
 
     rows = []
     for dtype in (torch.float32, torch.bfloat16):
-        for bits in (2, 4, 8):
+        for bits in (2, 4):
             for k in (1024, 2816):
                 x = torch.randn(4096, k, device="cuda").mul(torch.rand(4096, 1, device="cuda") + 0.1).to(dtype)
                 q, m, d = K.quest_quantize_fwd(x, bits, ALPHA[bits])
@@ -84,20 +84,36 @@ def check_gpu(K, quick):
                 fq = K.quest_fake_quant(x, bits, ALPHA[bits])
                 fr = K.quest_fake_quant_ref(x.double(), bits, ALPHA[bits])
                 frel = float((fq.double() - fr).norm() / fr.norm())
+                # other kernel variants must agree with the default one
+                qb, mb, _ = K.quest_quantize_fwd(x, bits, ALPHA[bits], mask_format="bytes", out_dtype=torch.bfloat16)
+                ql, ml, _ = K.quest_quantize_fwd(x, bits, ALPHA[bits], config=K.LaunchConfig(two_pass=False))
+                qp, mp, _ = K.quest_quantize_fwd(x, bits, ALPHA[bits], config=K.LaunchConfig(pack=1))
+                variants_ok = (torch.equal(mb.bool(), K.unpack_mask(m)) and torch.equal(qb, q.to(torch.bfloat16))
+                               and torch.equal(mp, m) and torch.equal(qp, q)
+                               and int((ml != m).sum()) <= 64 and torch.equal(K.quest_quantize_bwd(g, mb), dx))
                 rows.append(dict(dtype=str(dtype).split(".")[-1], bits=bits, K=k, n=x.numel(), code_ties=ties,
-                                 max_step_diff=maxstep, mask_diff=mask_off, bwd_rel=rel, fake_rel=frel))
+                                 max_step_diff=maxstep, mask_diff=mask_off, bwd_rel=rel, fake_rel=frel,
+                                 variants_ok=variants_ok))
                 if quick:
                     break
     print("\n# correctness vs float64 reference (4096 rows)")
     print(f"{'dtype':9}{'bits':>5}{'K':>6}{'code ties':>11}{'max |Δj|':>10}{'mask diff':>11}{'bwd rel':>10}{'fq rel':>10}")
     for r in rows:
         print(f"{r['dtype']:9}{r['bits']:>5}{r['K']:>6}{r['code_ties']:>11}{r['max_step_diff']:>10}"
-              f"{r['mask_diff']:>11}{r['bwd_rel']:>10.1e}{r['fake_rel']:>10.1e}")
+              f"{r['mask_diff']:>11}{r['bwd_rel']:>10.1e}{r['fake_rel']:>10.1e}  {r['variants_ok']}")
     return rows
 
 
+def _desc(cfg):
+    if cfg is None:
+        return "auto"
+    return (f"{'2p' if cfg.two_pass else '1p'} r{cfg.rows} tb{cfg.tile_blocks} w{cfg.num_warps} "
+            f"p{cfg.programs_per_sm} s{cfg.num_stages}" + (" dotpack" if cfg.pack else ""))
+
+
 def kernel_throughput(K, peak, shapes, configs, quick):
-    """GB/s of forward (rotated / de-rotated) and backward kernels, best launch config per shape."""
+    """GB/s of forward (rotated / de-rotated) and backward kernels, best launch config per shape;
+    plus the previous one-pass design (`legacy`) and the byte-mask format at the default config."""
     import torch
 
     from quest_lab.quant import quest_quantize  # torch reference path (what backend="torch" runs)
@@ -110,6 +126,16 @@ def kernel_throughput(K, peak, shapes, configs, quick):
         fwd_bytes = 2 * m * k * es + m * k // 8 + 4 * m
         bwd_bytes = 2 * m * k * es + m * k // 8
         best = {}
+        legacy = K.LaunchConfig(two_pass=False)
+        extra = {}
+        for label, cfg, fmt in (("legacy", legacy, "packed"), ("default", None, "packed"), ("bytes", None, "bytes")):
+            tf = bench(lambda: K.quest_quantize_fwd(x, 4, ALPHA[4], derotate=True, config=cfg, mask_format=fmt), quick)
+            _, mask, _ = K.quest_quantize_fwd(x, 4, ALPHA[4], config=cfg, mask_format=fmt)
+            tb = bench(lambda: K.quest_quantize_bwd(g, mask, config=cfg), quick)
+            fb = fwd_bytes + (m * k - m * k // 8 if fmt == "bytes" else 0)
+            bb = bwd_bytes + (m * k - m * k // 8 if fmt == "bytes" else 0)
+            extra[label] = dict(fwd_gbs=fb / tf / 1e9, fwd_pct=100 * fb / tf / peak, fwd_t=tf,
+                                bwd_gbs=bb / tb / 1e9, bwd_pct=100 * bb / tb / peak, bwd_t=tb)
         for cfg in configs:
             try:
                 tf = bench(lambda: K.quest_quantize_fwd(x, 4, ALPHA[4], derotate=True, config=cfg), quick)
@@ -131,15 +157,18 @@ def kernel_throughput(K, peak, shapes, configs, quick):
         xt = x.detach().clone().requires_grad_(True)
         t_tri_fb = bench(lambda: K.quest_fake_quant(xt, 4, ALPHA[4]).backward(g), quick)
         row = dict(M=m, K=k, dtype=str(dtype).split(".")[-1], t_ref_fwd=t_ref_f, t_ref_fwdbwd=t_ref_fb,
-                   t_triton_fwdbwd=t_tri_fb)
+                   t_triton_fwdbwd=t_tri_fb, variants=extra)
         for name, (t, cfg) in best.items():
             nbytes = bwd_bytes if name == "bwd" else fwd_bytes
-            desc = "auto" if cfg is None else dict(tile_blocks=cfg.tile_blocks, num_warps=cfg.num_warps,
-                                                   pps=cfg.programs_per_sm, split=(cfg.split_in, cfg.split_mid))
+            desc = _desc(cfg)
             row[name] = dict(t=t, gbs=nbytes / t / 1e9, pct_peak=100 * nbytes / t / peak, cfg=desc)
         row["speedup_fwd"] = t_ref_f / best["fwd"][0] if "fwd" in best else float("nan")
         row["speedup_fwdbwd"] = t_ref_fb / t_tri_fb
         out.append(row)
+        f, b = row.get("fwd", {}), row.get("bwd", {})
+        print(f"  {m}x{k} {row['dtype']}: best fwd {f.get('gbs', 0):.0f} GB/s ({f.get('cfg')}), bwd {b.get('gbs', 0):.0f}"
+              f" ({b.get('cfg')}); " + "; ".join(f"{l} fwd {v['fwd_gbs']:.0f} bwd {v['bwd_gbs']:.0f}"
+                                                 for l, v in extra.items()), flush=True)
     return out
 
 
@@ -150,47 +179,78 @@ def training_step(K, quick, steps):
     from quest_lab.model import build_model
     from quest_lab.quant import QuantConfig
 
+    import contextlib
+
+    from quest_lab.quant.quest import QuestQuantizer
+
+    kq = sys.modules["quest_lab.kernels.quest"]
+    kc = sys.modules["quest_lab.kernels._common"]
+    ka = sys.modules["quest_lab.kernels.autograd"]
+
+    @contextlib.contextmanager
+    def variant(name):
+        saved = (kc._DEFAULT, ka.MASK_FORMAT, QuestQuantizer.forward_rotated)
+        if name == "legacy":  # previous one-pass / row-tiled kernels
+            kc._DEFAULT = K.LaunchConfig(two_pass=False)
+        if name == "bytes":
+            ka.MASK_FORMAT = "bytes"
+        if name in ("no_out_dtype", "legacy"):  # previous behaviour: x̂ in x's dtype, autocast casts it
+            orig = QuestQuantizer.forward_rotated
+            QuestQuantizer.forward_rotated = lambda self, x, out_dtype=None: orig(self, x)
+        kq._fwd_plan.cache_clear(), kq._bwd_plan.cache_clear()
+        try:
+            yield
+        finally:
+            kc._DEFAULT, ka.MASK_FORMAT, QuestQuantizer.forward_rotated = saved
+            kq._fwd_plan.cache_clear(), kq._bwd_plan.cache_clear()
+
     batch, seq = (32, 512) if not quick else (2, 256)
     res = {}
-    for label, qc in (("bf16", QuantConfig()),
-                      ("w4a4_triton", QuantConfig(name="quest", w_bits=4, a_bits=4, backend="triton")),
-                      ("w4a4_torch", QuantConfig(name="quest", w_bits=4, a_bits=4, backend="torch"))):
-        torch.manual_seed(0)
-        model = build_model("100M", qc, vocab_size=50304, seq_len=seq, device="cuda")
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-        idx = torch.randint(0, 50304, (batch, seq + 1), device="cuda")
+    tri = QuantConfig(name="quest", w_bits=4, a_bits=4, backend="triton")
+    for label, qc, var in (("bf16", QuantConfig(), None),
+                           ("w4a4_triton", tri, None),
+                           ("w4a4_triton_bytesmask", tri, "bytes"),
+                           ("w4a4_triton_no_out_dtype", tri, "no_out_dtype"),
+                           ("w4a4_triton_legacy", tri, "legacy"),
+                           ("w4a4_torch", QuantConfig(name="quest", w_bits=4, a_bits=4, backend="torch"), None)):
+        with variant(var):
+            torch.manual_seed(0)
+            model = build_model("100M", qc, vocab_size=50304, seq_len=seq, device="cuda")
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+            idx = torch.randint(0, 50304, (batch, seq + 1), device="cuda")
 
-        def step():
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                logits = model(idx[:, :-1])
-                loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), idx[:, 1:].flatten())
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            return loss
+            def step():
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    logits = model(idx[:, :-1])
+                    loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), idx[:, 1:].flatten())
+                loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                return loss
 
-        for _ in range(3):
-            step()
-        torch.cuda.synchronize()
-        times = []
-        for _ in range(steps):
-            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            s.record()
-            loss = step()
-            e.record()
-            torch.cuda.synchronize()
-            times.append(s.elapsed_time(e) * 1e-3)
-        times.sort()
-        res[label] = dict(step_s=times[len(times) // 2], loss=float(loss.detach()), tokens=batch * seq)
-        if label == "w4a4_triton" and not quick:  # where does the time go: top GPU kernels
-            from torch.profiler import ProfilerActivity, profile
-
-            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(3):
                 step()
+            torch.cuda.synchronize()
+            times = []
+            for _ in range(steps):
+                s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                s.record()
+                loss = step()
+                e.record()
                 torch.cuda.synchronize()
-            print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=14, max_name_column_width=60))
-        del model, opt
-        torch.cuda.empty_cache()
+                times.append(s.elapsed_time(e) * 1e-3)
+            times.sort()
+            res[label] = dict(step_s=times[len(times) // 2], loss=float(loss.detach()), tokens=batch * seq)
+            print(f"  step {label}: {res[label]['step_s'] * 1e3:.1f} ms", flush=True)
+            if label == "w4a4_triton" and not quick:  # where does the time go: top GPU kernels
+                from torch.profiler import ProfilerActivity, profile
+
+                with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                    step()
+                    torch.cuda.synchronize()
+                print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=14, max_name_column_width=60))
+            del model, opt
+            torch.cuda.empty_cache()
     return res
 
 
@@ -236,27 +296,20 @@ def main() -> int:
         configs = [None]  # automatic (config_for)
         shapes = [(4096, 1024, torch.bfloat16)]
     else:
-        configs = [C(tile_blocks=t, num_warps=w, programs_per_sm=p)
-                   for t in (32, 64, 128) for w in (4, 8) for p in (0, 2, 4, 8)]
-        configs += [C(tile_blocks=64, num_warps=w, split_in=2, split_mid=2) for w in (4, 8)]
+        # fwd uses `rows`, bwd `tile_blocks`: one sweep serves both (best picked separately)
+        configs = [C(rows=r, tile_blocks=tb, num_warps=w, programs_per_sm=p)
+                   for (r, tb) in ((16, 32), (32, 64)) for w in (4, 8) for p in (2, 4)]
+        configs += [C(rows=32, tile_blocks=64, num_warps=4, programs_per_sm=2, num_stages=3)]
+        configs += [C(rows=32, tile_blocks=64, num_warps=4, programs_per_sm=4, pack=1)]
         shapes = [(16384, 1024, torch.bfloat16), (16384, 2816, torch.bfloat16),
                   (16384, 1024, torch.float32), (16384, 2816, torch.float32), (2816, 1024, torch.float32)]
         if args.no_sweep:
             configs = [None]  # automatic per-shape choice (config_for)
-    t0 = time.time()
-    results["throughput"] = rows = kernel_throughput(K, peak, shapes, configs, quick)
-    print(f"\n# kernels (bits=4; GB/s counts x read + x̂ written + packed mask + scale; % of measured copy BW)"
-          f"  [{time.time() - t0:.0f}s]")
-    print(f"{'shape':>14} {'dtype':9}{'fwd GB/s':>9}{'%':>5}{'bwd GB/s':>9}{'%':>5}{'rot GB/s':>9}"
-          f"{'fwd×ref':>8}{'f+b×ref':>8}  best cfg (fwd | bwd)")
-    for r in rows:
-        f, b, ro = r.get("fwd", {}), r.get("bwd", {}), r.get("fwd_rot", {})
-        print(f"{r['M']:>7}x{r['K']:<6} {r['dtype']:9}{f.get('gbs', 0):>9.0f}{f.get('pct_peak', 0):>5.0f}"
-              f"{b.get('gbs', 0):>9.0f}{b.get('pct_peak', 0):>5.0f}{ro.get('gbs', 0):>9.0f}"
-              f"{r['speedup_fwd']:>8.1f}{r['speedup_fwdbwd']:>8.1f}  {f.get('cfg')} | {b.get('cfg')}")
     x = torch.randn(64, 1024, device="cuda")
     w = torch.randn(64, 1024, device="cuda")
+    xg = x.clone().requires_grad_(True)
     for label, fn in (("quest_quantize_fwd", lambda: K.quest_quantize_fwd(x, 4, ALPHA[4])),
+                      ("quest_fake_quant_rotated (autograd)", lambda: K.quest_fake_quant_rotated(xg, 4, ALPHA[4])),
                       ("torch.nn.functional.linear", lambda: torch.nn.functional.linear(x, w))):
         for _ in range(20):
             fn()
@@ -268,12 +321,31 @@ def main() -> int:
         results[f"host_us_{label}"] = us = (time.perf_counter() - t0) / 200 * 1e6
         print(f"host time per call, tiny shape (launch overhead): {label}: {us:.0f} us")
     if not args.no_train:
-        tr = results["train_step"] = training_step(K, quick, steps=5 if quick else 20)
+        tr = results["train_step"] = training_step(K, quick, steps=5 if quick else 15)
         base = tr["bf16"]["step_s"]
         print("\n# 100M Llama training step (fwd+bwd+AdamW, bf16 autocast), median")
         for label, v in tr.items():
-            print(f"{label:14} {v['step_s'] * 1e3:8.1f} ms  ×{v['step_s'] / base:5.2f} vs bf16  "
+            print(f"{label:26} {v['step_s'] * 1e3:8.1f} ms  ×{v['step_s'] / base:5.2f} vs bf16  "
                   f"({v['tokens'] / v['step_s'] / 1e3:.0f}k tok/s, loss {v['loss']:.3f})")
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1, default=str))
+    t0 = time.time()
+    results["throughput"] = rows = kernel_throughput(K, peak, shapes, configs, quick)
+    print(f"\n# kernels (bits=4; GB/s counts x read + x̂ written + packed mask + scale; % of measured copy BW)"
+          f"  [{time.time() - t0:.0f}s]")
+    print(f"{'shape':>14} {'dtype':9}{'fwd GB/s':>9}{'%':>5}{'bwd GB/s':>9}{'%':>5}{'rot GB/s':>9}"
+          f"{'fwd×ref':>8}{'f+b×ref':>8}  best cfg (fwd | bwd)")
+    for r in rows:
+        f, b, ro = r.get("fwd", {}), r.get("bwd", {}), r.get("fwd_rot", {})
+        print(f"{r['M']:>7}x{r['K']:<6} {r['dtype']:9}{f.get('gbs', 0):>9.0f}{f.get('pct_peak', 0):>5.0f}"
+              f"{b.get('gbs', 0):>9.0f}{b.get('pct_peak', 0):>5.0f}{ro.get('gbs', 0):>9.0f}"
+              f"{r['speedup_fwd']:>8.1f}{r['speedup_fwdbwd']:>8.1f}  {f.get('cfg')} | {b.get('cfg')}")
+    print("\n# default config per variant: GB/s (% of copy BW); legacy = previous one-pass/row-tiled kernels;"
+          " bytes = one mask byte per element (its bytes counted)")
+    for r in rows:
+        print(f"{r['M']:>7}x{r['K']:<6} {r['dtype']:9}" + "  ".join(
+            f"{l}: fwd {v['fwd_gbs']:.0f} ({v['fwd_pct']:.0f}%) bwd {v['bwd_gbs']:.0f} ({v['bwd_pct']:.0f}%)"
+            for l, v in r["variants"].items()))
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1, default=str))
     return 0

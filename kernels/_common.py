@@ -32,15 +32,27 @@ def interpreting() -> bool:
 
 @dataclass(frozen=True)
 class LaunchConfig:
-    """Tile shape: each program owns `rows` full rows = rows·ceil_pow2(K/block) Hadamard blocks."""
+    """Launch shape.
 
-    tile_blocks: int = 64  # target rows of the [tile_blocks, block] tile fed to tl.dot
+    Forward (two-pass, default): each program owns `rows` token rows and walks them block by block as
+    [rows, block] tiles: pass 1 sums squares (σ), pass 2 re-reads (L2), rotates, quantizes, writes.
+    Forward (one-pass, `two_pass=False`, the previous design kept for comparison): `tile_blocks`
+    target rows of a [rows·ceil_pow2(K/block), block] tile holding whole rows.
+    Backward: flat [tile_blocks, block] tiles over the M·K/block blocks (no per-row structure).
+    `pack`: how the forward packs the trust mask to bits: 0 = reshape + sum, 1 = tl.dot with a
+    byte-weight matrix (block 128 only; else 0).
+    """
+
+    tile_blocks: int = 64  # one-pass fwd / bwd: rows of the [tile_blocks, block] tile fed to tl.dot
     num_warps: int = 4
     num_stages: int = 1
     programs_per_sm: int = 4  # persistent grid: min(tiles, this × SMs) programs; 0 = one tile each
     split_in: int | None = None  # None: automatic (see module doc)
     split_mid: int | None = None
     exact_codes: bool | None = None
+    rows: int = 32  # two-pass fwd: token rows per program tile (power of two >= 16)
+    two_pass: bool = True
+    pack: int = 0
 
     def __post_init__(self) -> None:
         if self.tile_blocks < 16 or self.tile_blocks & (self.tile_blocks - 1):
@@ -49,6 +61,10 @@ class LaunchConfig:
             raise ValueError(f"num_warps={self.num_warps} must be one of 1, 2, 4, 8, 16")
         if self.programs_per_sm < 0:
             raise ValueError(f"programs_per_sm={self.programs_per_sm} must be >= 0 (0 = not persistent)")
+        if self.rows < 16 or self.rows & (self.rows - 1):
+            raise ValueError(f"rows={self.rows} must be a power of two >= 16")
+        if self.pack not in (0, 1):
+            raise ValueError(f"pack={self.pack} must be 0 (reshape) or 1 (dot)")
         if self.split_in not in (None, 0, 1, 2, 3) or self.split_mid not in (None, 0, 2, 3):
             raise ValueError("split_in must be None/0/1/2/3 and split_mid None/0/2/3")
 
@@ -75,7 +91,7 @@ def default_config() -> LaunchConfig:
 def _default_config() -> LaunchConfig:
     env = os.environ.get("QUEST_KERNEL_TILE")
     if interpreting():
-        return LaunchConfig(tile_blocks=16, num_warps=1)
+        return LaunchConfig(tile_blocks=16, num_warps=1, rows=16)
     # H100 sweep (benchmarks/KERNELS.md): tile 64, 4 warps, 2–4 programs per SM best on most shapes
     return LaunchConfig(tile_blocks=int(env) if env else 64, num_warps=4, programs_per_sm=4)
 
@@ -97,16 +113,15 @@ def resolve_modes(dtype: torch.dtype, cfg: LaunchConfig) -> tuple[int, int, bool
 
 
 def config_for(nb: int, dtype: torch.dtype, cfg: LaunchConfig | None, forward: bool = True) -> LaunchConfig:
-    """The caller's config, or the default.  Forward on 16-bit rows of ≥ 32 blocks prefers smaller
-    tiles, more warps and programs (H100 sweep: 601 vs 402 GB/s at 16384×2816 bf16); the backward
-    does not (441 vs 1410 GB/s there), so it keeps the default."""
+    """The caller's config, or the default.  The one-pass forward (two_pass=False) on 16-bit rows of
+    ≥ 32 blocks prefers smaller tiles, more warps and programs (H100 sweep: 601 vs 402 GB/s at
+    16384×2816 bf16)."""
     if cfg is not None:
+        if (forward and not cfg.two_pass and not interpreting() and dtype != torch.float32
+                and triton.next_power_of_2(nb) >= 32 and cfg == LaunchConfig(two_pass=False)):
+            return LaunchConfig(tile_blocks=32, num_warps=8, programs_per_sm=8, two_pass=False)
         return cfg
-    cfg = default_config()
-    if (forward and not interpreting() and dtype != torch.float32 and triton.next_power_of_2(nb) >= 32
-            and not os.environ.get("QUEST_KERNEL_TILE")):
-        return LaunchConfig(tile_blocks=32, num_warps=8, programs_per_sm=8)
-    return cfg
+    return default_config()
 
 
 def tile_rows(nb: int, cfg: LaunchConfig) -> tuple[int, int]:

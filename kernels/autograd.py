@@ -3,61 +3,79 @@
 `quest_fake_quant(x, …)`      → Q(x·H)·Hᵀ      (original domain), ∂x = ((g·H) ⊙ M)·Hᵀ
 `quest_fake_quant_rotated(x)` → Q(x·H)         (rotated domain: Q(xH)·Q(WH)ᵀ is the same GEMM),
                                                ∂x = (g ⊙ M)·Hᵀ
-Only the packed trust mask (K/8 bytes per row) is saved for the backward.
+Only the trust mask is saved for the backward: packed, K/8 bytes per row (`MASK_FORMAT`, default;
+"bytes" saves K bytes per row and skips the in-kernel bit packing).
+`out_dtype` (e.g. the autocast dtype) makes the kernel write x̂ in that dtype directly; ∂x always
+comes back in x's dtype.
 """
 from __future__ import annotations
 
+import os
+
 import torch
 
-from quest_lab.kernels.quest import quest_quantize_bwd, quest_quantize_fwd
+from quest_lab.kernels._common import SUPPORTED_DTYPES, check_2d, check_bits
+from quest_lab.kernels.quest import _bwd_launch, _fwd_launch
+from quest_lab.kernels.reference import pick_block
+
+MASK_FORMAT = os.environ.get("QUEST_MASK_FORMAT", "packed")  # "packed" | "bytes"
 
 
 class _QuestFakeQuant(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, bits, alpha, trust, hadamard, block, rotated):
+    def forward(ctx, x, bits, alpha, trust, hadamard, block, rotated, out_dtype):
         k = x.shape[-1]
         x2d = x.reshape(-1, k)
         if not x2d.is_contiguous():
             x2d = x2d.contiguous()
-        out, mask, _ = quest_quantize_fwd(x2d, bits, alpha, trust, block=block, hadamard=hadamard,
-                                          derotate=not rotated)
+        out, mask, _ = _fwd_launch(x2d, bits, alpha, trust, block, hadamard, not rotated, None, out_dtype,
+                                   MASK_FORMAT)
         ctx.save_for_backward(mask)
-        ctx.meta = (block, hadamard, rotated)
+        ctx.meta = (block, hadamard, rotated, x.dtype)
         return out.view(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
         (mask,) = ctx.saved_tensors
-        block, hadamard, rotated = ctx.meta
+        block, hadamard, rotated, in_dtype = ctx.meta
         k = grad.shape[-1]
         g2d = grad.reshape(-1, k)
         if not g2d.is_contiguous():
             g2d = g2d.contiguous()
-        dx = quest_quantize_bwd(g2d, mask, block=block, hadamard=hadamard, grad_rotated=rotated)
-        return dx.view(grad.shape), None, None, None, None, None, None
+        dx = _bwd_launch(g2d, mask, block, hadamard, rotated, None, in_dtype)
+        return dx.view(grad.shape), None, None, None, None, None, None, None
 
 
-def _check(x: torch.Tensor, block: int, hadamard: bool = True) -> None:
+def _check(x: torch.Tensor, bits: int, alpha: float, block: int, hadamard: bool,
+           out_dtype: torch.dtype | None) -> int:
     if not isinstance(x, torch.Tensor) or x.dim() < 1:
         raise ValueError("x must be a tensor of shape (..., K)")
     if hadamard and (block < 16 or x.shape[-1] % block):
         raise ValueError(f"last dim of x {tuple(x.shape)} must be a multiple of the Hadamard block={block} "
                          "and the block must be >= 16 for the Triton kernels (use the torch backend)")
+    if out_dtype is not None and out_dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"out_dtype={out_dtype} must be float32, float16 or bfloat16")
+    k = x.shape[-1]
+    tb = block if hadamard else pick_block(k)
+    check_2d("x", x.detach().as_strided((1, k), (k, 1)) if x.numel() else x.reshape(-1, k), tb)  # dtype/K/device
+    check_bits(bits, alpha)
+    return tb
 
 
 def quest_fake_quant(x: torch.Tensor, bits: int, alpha: float, trust: float | None = None,
-                     hadamard: bool = True, block: int = 128) -> torch.Tensor:
-    """QuEST fake quantization along the last dim, de-rotated: Q(x·H)·Hᵀ (x's dtype and shape).
+                     hadamard: bool = True, block: int = 128, out_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """QuEST fake quantization along the last dim, de-rotated: Q(x·H)·Hᵀ (x's shape; `out_dtype`,
+    default x's dtype).
 
     One scale per row of (..., K) (tokens for activations, output rows for a weight (N, K)).
     hadamard=False: no rotation (plain Gaussian clip + trust mask).  trust=None: half a step.
     """
-    _check(x, block, hadamard)
-    return _QuestFakeQuant.apply(x, bits, alpha, trust, hadamard, block, False)
+    tb = _check(x, bits, alpha, block, hadamard, out_dtype)
+    return _QuestFakeQuant.apply(x, bits, alpha, trust, hadamard, tb, False, out_dtype)
 
 
 def quest_fake_quant_rotated(x: torch.Tensor, bits: int, alpha: float, trust: float | None = None,
-                             block: int = 128) -> torch.Tensor:
+                             block: int = 128, out_dtype: torch.dtype | None = None) -> torch.Tensor:
     """Like `quest_fake_quant` but returns the rotated-domain Q(x·H) (for GEMMs in the rotated basis)."""
-    _check(x, block)
-    return _QuestFakeQuant.apply(x, bits, alpha, trust, True, block, True)
+    tb = _check(x, bits, alpha, block, True, out_dtype)
+    return _QuestFakeQuant.apply(x, bits, alpha, trust, True, tb, True, out_dtype)

@@ -1,13 +1,23 @@
 """Fused QuEST quantizer kernels (DESIGN.md §3, §6): forward (rotate + Gaussian clip + round + trust
-mask, one pass over HBM) and backward (masked Hadamard gradient, one pass).
+mask) and backward (masked Hadamard gradient, one pass).
 
-Each program owns ROWS full rows laid out as a [ROWS·NBP, BLOCK] tile (NBP = blocks per row rounded
-up to a power of two, padding masked off): the block-Hadamard is one `tl.dot` with a ±1 matrix built
-in registers, the row RMS is a reduction over the tile, and the mask is packed to bits in-kernel.
-Torch references: `quest_lab.kernels.reference`.
+Forward (`_quest_fwd_kernel`, two passes over each program's rows): σ = RMS of the rotated row equals
+the RMS of the unrotated row (H is orthonormal), so pass 1 sums squares over plain [ROWS, BLOCK]
+tiles (σ is a [ROWS] vector, no reshape, no padding of the row to a power of two) and pass 2
+re-reads the rows (L2-resident: a program owns only ROWS rows at a time) block by block, rotates
+with one `tl.dot` against a ±1 matrix built in registers, quantizes, writes x̂ and the mask.
+Backward (`_quest_bwd_kernel`): the gradient needs no per-row quantity, so it walks the tensor as
+flat [T, BLOCK] tiles of consecutive Hadamard blocks.
+The previous one-pass design (whole rows as a [ROWS·NBP, BLOCK] tile) is kept as
+`_quest_fwd_kernel_1pass` / `_quest_bwd_kernel_rows` (LaunchConfig(two_pass=False)) for comparison.
+
+Mask formats: "packed" (M, K/8) uint8, element 8i + j is bit j of byte i (the reference's
+`pack_mask`; what autograd saves by default), or "bytes" (M, K) uint8 0/1 (8× the saved memory,
+no in-kernel bit packing).  Torch references: `quest_lab.kernels.reference`.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -18,8 +28,134 @@ from quest_lab.kernels._common import (LaunchConfig, _hadamard_pm1, _hdot, check
                                        config_for, num_sms, resolve_modes, tile_rows)
 from quest_lab.kernels.reference import default_trust, pick_block
 
+MASK_FORMATS = ("packed", "bytes")
+
+
 @triton.jit
 def _quest_fwd_kernel(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha, trust, inv_sqrt_b,
+                      LEVELS: tl.constexpr, BLOCK: tl.constexpr, LOG2B: tl.constexpr,
+                      ROWS: tl.constexpr, HAD: tl.constexpr, DEROT: tl.constexpr,
+                      SPLIT: tl.constexpr, EXACT_CODES: tl.constexpr, MASK_MODE: tl.constexpr):
+    """MASK_MODE: 0 = packed by reshape + sum, 1 = packed by a dot with byte weights, 2 = one byte."""
+    r = tl.arange(0, ROWS)
+    col = tl.arange(0, BLOCK)
+    if HAD:
+        h = _hadamard_pm1(BLOCK, LOG2B)  # built once per program, reused by every tile
+    else:
+        h = tl.zeros([BLOCK, BLOCK], dtype=tl.float32)  # unused
+    if SPLIT == 1:
+        h_in = h.to(x_ptr.dtype.element_ty)
+    else:
+        h_in = h.to(tl.bfloat16)
+    h16 = h.to(tl.float16)
+    bcol = tl.arange(0, BLOCK // 8)
+    if MASK_MODE == 1:  # byte weights: column i of pw has 2^j at row 8i + j
+        pw = tl.where((col[:, None] // 8) == bcol[None, :], 1 << (col[:, None] % 8), 0).to(tl.float32)
+        pw16 = pw.to(tl.float16)
+    else:
+        pw = tl.zeros([BLOCK, BLOCK // 8], dtype=tl.float32)  # unused
+        pw16 = pw.to(tl.float16)
+    n_tiles = tl.cdiv(M, ROWS)
+    for tile in range(tl.program_id(0), n_tiles, tl.num_programs(0)):  # persistent grid
+        row = tile * ROWS + r
+        rok = row < M
+        base = row.to(tl.int64)[:, None] * K + col[None, :]
+        # pass 1: σ² = mean of squares of the unrotated row (= of the rotated row)
+        ss = tl.zeros([ROWS], dtype=tl.float32)
+        for b in range(NB):
+            xv = tl.load(x_ptr + base + b * BLOCK, mask=rok[:, None], other=0.0).to(tl.float32)
+            ss += tl.sum(xv * xv, axis=1)
+        sigma = tl.sqrt_rn(ss / K)
+        s1 = alpha * sigma + 1e-8
+        d1 = (2.0 * s1) / (LEVELS - 1)
+        tl.store(scale_ptr + row, d1, mask=rok)
+        s = s1[:, None]
+        delta = d1[:, None]
+        tsig = (trust * sigma)[:, None]
+        dscale = delta * (0.5 * inv_sqrt_b)
+        mbase = row.to(tl.int64)[:, None] * (K // 8) + bcol[None, :]
+        # pass 2: rotate, quantize, write x̂ and the mask, block by block (x re-read from L2)
+        for b in range(NB):
+            offs = base + b * BLOCK
+            x = tl.load(x_ptr + offs, mask=rok[:, None], other=0.0)
+            if HAD:
+                y = _hdot(x, h, h_in, SPLIT) * inv_sqrt_b
+            else:
+                y = x.to(tl.float32)
+            v = tl.div_rn(tl.minimum(tl.maximum(y, -s), s), delta) + 0.5
+            j = (v + 12582912.0) - 12582912.0  # round half-to-even, as torch.round
+            j = tl.minimum(tl.maximum(j, 1.0 - LEVELS // 2), 1.0 * (LEVELS // 2))
+            q = (j - 0.5) * delta
+            keep = tl.abs(q - y) <= tsig
+            if DEROT:  # de-rotate exactly through the odd-integer codes 2j − 1 (|·| ≤ 255)
+                codes = 2.0 * j - 1.0
+                if EXACT_CODES:
+                    back = tl.dot(codes, h, input_precision="ieee")
+                else:
+                    back = tl.dot(codes.to(tl.float16), h16)
+                out = back * dscale
+            else:
+                out = q
+            tl.store(out_ptr + offs, out.to(out_ptr.dtype.element_ty), mask=rok[:, None])
+            if MASK_MODE == 2:
+                tl.store(mask_ptr + offs, keep.to(tl.uint8), mask=rok[:, None])
+            else:
+                if MASK_MODE == 1:
+                    if EXACT_CODES:
+                        pk = tl.dot(keep.to(tl.float32), pw, input_precision="ieee")
+                    else:
+                        pk = tl.dot(keep.to(tl.float16), pw16)
+                    packed = pk.to(tl.int32).to(tl.uint8)
+                else:
+                    bits = tl.reshape(keep.to(tl.int32), (ROWS, BLOCK // 8, 8))
+                    weights = (1 << tl.arange(0, 8))[None, None, :]
+                    packed = tl.sum(bits * weights, axis=2).to(tl.uint8)
+                tl.store(mask_ptr + mbase + b * (BLOCK // 8), packed, mask=rok[:, None])
+
+
+@triton.jit
+def _quest_bwd_kernel(g_ptr, mask_ptr, dx_ptr, NBLK, inv_sqrt_b,
+                      BLOCK: tl.constexpr, LOG2B: tl.constexpr, T: tl.constexpr, HAD: tl.constexpr,
+                      PRE_ROT: tl.constexpr, SPLIT: tl.constexpr, SPLIT_MID: tl.constexpr,
+                      MASK_BYTES: tl.constexpr):
+    """Flat tiles of T consecutive Hadamard blocks (row-major (M, K) = NBLK blocks of BLOCK)."""
+    r = tl.arange(0, T)
+    col = tl.arange(0, BLOCK)
+    if HAD:
+        h = _hadamard_pm1(BLOCK, LOG2B)
+    else:
+        h = tl.zeros([BLOCK, BLOCK], dtype=tl.float32)  # unused
+    if SPLIT == 1:
+        h_in = h.to(g_ptr.dtype.element_ty)
+    else:
+        h_in = h.to(tl.bfloat16)
+    h_bf = h.to(tl.bfloat16)
+    n_tiles = tl.cdiv(NBLK, T)
+    for tile in range(tl.program_id(0), n_tiles, tl.num_programs(0)):  # persistent grid
+        t = (tile * T + r).to(tl.int64)
+        ok = (t < NBLK)[:, None]
+        offs = t[:, None] * BLOCK + col[None, :]
+        g = tl.load(g_ptr + offs, mask=ok, other=0.0)
+        if MASK_BYTES:
+            keep = tl.load(mask_ptr + offs, mask=ok, other=0) != 0
+        else:  # bit c % 8 of byte c // 8 (each byte re-read from L1 by 8 lanes)
+            moffs = t[:, None] * (BLOCK // 8) + (col // 8)[None, :]
+            mbyte = tl.load(mask_ptr + moffs, mask=ok, other=0).to(tl.int32)
+            keep = ((mbyte >> (col % 8)[None, :]) & 1) != 0
+        if HAD:
+            if PRE_ROT:
+                gr = g.to(tl.float32)
+            else:
+                gr = _hdot(g, h, h_in, SPLIT) * inv_sqrt_b
+            gm = tl.where(keep, gr, 0.0)
+            dx = _hdot(gm, h, h_bf, SPLIT_MID) * inv_sqrt_b
+        else:
+            dx = tl.where(keep, g.to(tl.float32), 0.0)
+        tl.store(dx_ptr + offs, dx.to(dx_ptr.dtype.element_ty), mask=ok)
+
+
+@triton.jit
+def _quest_fwd_kernel_1pass(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha, trust, inv_sqrt_b,
                       LEVELS: tl.constexpr, BLOCK: tl.constexpr, LOG2B: tl.constexpr,
                       NBP: tl.constexpr, ROWS: tl.constexpr, HAD: tl.constexpr, DEROT: tl.constexpr,
                       SPLIT: tl.constexpr, EXACT_CODES: tl.constexpr):
@@ -80,7 +216,7 @@ def _quest_fwd_kernel(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha, trus
 
 
 @triton.jit
-def _quest_bwd_kernel(g_ptr, mask_ptr, dx_ptr, M, K, NB, inv_sqrt_b,
+def _quest_bwd_kernel_rows(g_ptr, mask_ptr, dx_ptr, M, K, NB, inv_sqrt_b,
                       BLOCK: tl.constexpr, LOG2B: tl.constexpr, NBP: tl.constexpr,
                       ROWS: tl.constexpr, HAD: tl.constexpr, PRE_ROT: tl.constexpr,
                       SPLIT: tl.constexpr, SPLIT_MID: tl.constexpr):
@@ -125,69 +261,121 @@ def _tile_block(t: torch.Tensor, block: int, hadamard: bool) -> int:
     return pick_block(t.shape[1])
 
 
-def _grid(m: int, rows: int, cfg: LaunchConfig, device: torch.device) -> tuple[int]:
-    n_tiles = triton.cdiv(m, rows)
-    if cfg.programs_per_sm:  # the interpreter counts as one SM, so tests exercise the tile loop
-        n_tiles = min(n_tiles, cfg.programs_per_sm * (num_sms(device) if device.type == "cuda" else 1))
-    return (n_tiles,)
+def _max_programs(cfg: LaunchConfig, device: torch.device) -> int:
+    """Persistent-grid cap (0 = none); the interpreter counts as one SM, so tests exercise the loop."""
+    if not cfg.programs_per_sm:
+        return 0
+    return cfg.programs_per_sm * (num_sms(device) if device.type == "cuda" else 1)
+
+
+def _grid(n_tiles: int, cap: int) -> tuple[int]:
+    return (min(n_tiles, cap) if cap else n_tiles,)
+
+
+@functools.lru_cache(maxsize=256)
+def _fwd_plan(k: int, dtype: torch.dtype, bits: int, block: int, hadamard: bool, derotate: bool,
+              mask_format: str, cfg: LaunchConfig | None, device: torch.device):
+    """Everything about a forward launch except M (cached: keeps host time per call low)."""
+    nb = k // block
+    cfg = config_for(nb, dtype, cfg)
+    split_in, _, exact = resolve_modes(dtype, cfg)
+    common = dict(LEVELS=2**bits, BLOCK=block, LOG2B=int(math.log2(block)), HAD=bool(hadamard),
+                  DEROT=bool(derotate and hadamard), SPLIT=split_in, EXACT_CODES=exact,
+                  num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    if cfg.two_pass:
+        mode = 2 if mask_format == "bytes" else (1 if cfg.pack == 1 and block >= 128 else 0)
+        return _quest_fwd_kernel, dict(common, ROWS=cfg.rows, MASK_MODE=mode), cfg.rows, _max_programs(cfg, device)
+    if mask_format != "packed":
+        raise ValueError("the one-pass forward (two_pass=False) only writes the packed mask")
+    rows, nbp = tile_rows(nb, cfg)
+    return _quest_fwd_kernel_1pass, dict(common, ROWS=rows, NBP=nbp), rows, _max_programs(cfg, device)
 
 
 def quest_quantize_fwd(x2d: torch.Tensor, bits: int, alpha: float, trust: float | None = None,
                        block: int = 128, hadamard: bool = True, derotate: bool = False,
-                       config: LaunchConfig | None = None):
-    """QuEST forward on rows of x2d (M, K): returns (x̂, packed mask (M, K//8) uint8, Δ (M,) fp32).
+                       config: LaunchConfig | None = None, out_dtype: torch.dtype | None = None,
+                       mask_format: str = "packed"):
+    """QuEST forward on rows of x2d (M, K): returns (x̂, mask, Δ (M,) fp32).
 
-    x̂ has x2d's dtype and lies in the rotated domain (Q(x·H)); `derotate=True` returns Q(x·H)·Hᵀ
-    instead (same mask and Δ).  trust=None: half a step (α/(2^b − 1) in σ units).
+    x̂ has `out_dtype` (default: x2d's dtype) and lies in the rotated domain (Q(x·H));
+    `derotate=True` returns Q(x·H)·Hᵀ instead (same mask and Δ).  trust=None: half a step
+    (α/(2^b − 1) in σ units).  mask_format "packed": (M, K//8) uint8 bits; "bytes": (M, K) uint8 0/1.
     hadamard=False: no rotation; `block` is then only the tile width (any K multiple of 16 works).
     """
     block = _tile_block(x2d, block, hadamard)
     check_2d("x2d", x2d, block)
     check_bits(bits, alpha)
+    if mask_format not in MASK_FORMATS:
+        raise ValueError(f"mask_format={mask_format!r} must be one of {MASK_FORMATS}")
+    if out_dtype is not None and out_dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise TypeError(f"out_dtype={out_dtype} must be float32, float16 or bfloat16")
+    return _fwd_launch(x2d, bits, alpha, trust, block, hadamard, derotate, config, out_dtype, mask_format)
+
+
+def _fwd_launch(x2d, bits, alpha, trust, block, hadamard, derotate, config, out_dtype, mask_format):
+    """Unchecked launch (autograd calls this directly after its own cheap checks)."""
     if trust is None:
         trust = default_trust(bits, alpha)
     m, k = x2d.shape
-    nb = k // block
-    cfg = config_for(nb, x2d.dtype, config)
-    rows, nbp = tile_rows(nb, cfg)
-    split_in, _, exact = resolve_modes(x2d.dtype, cfg)
-    out = torch.empty_like(x2d)
-    mask = torch.empty((m, k // 8), dtype=torch.uint8, device=x2d.device)
+    kernel, meta, rows, cap = _fwd_plan(k, x2d.dtype, bits, block, hadamard, derotate, mask_format,
+                                        config, x2d.device)
+    out = torch.empty((m, k), dtype=out_dtype or x2d.dtype, device=x2d.device)
+    mask = torch.empty((m, k if mask_format == "bytes" else k // 8), dtype=torch.uint8, device=x2d.device)
     scale = torch.empty((m,), dtype=torch.float32, device=x2d.device)
     if m == 0:
         return out, mask, scale
-    _quest_fwd_kernel[_grid(m, rows, cfg, x2d.device)](
-        x2d, out, mask, scale, m, k, nb, float(alpha), float(trust), 1.0 / math.sqrt(block),
-        LEVELS=2**bits, BLOCK=block, LOG2B=int(math.log2(block)), NBP=nbp, ROWS=rows,
-        HAD=bool(hadamard), DEROT=bool(derotate and hadamard), SPLIT=split_in, EXACT_CODES=exact,
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    kernel[_grid(triton.cdiv(m, rows), cap)](
+        x2d, out, mask, scale, m, k, k // block, float(alpha), float(trust), 1.0 / math.sqrt(block), **meta)
     return out, mask, scale
 
 
+@functools.lru_cache(maxsize=256)
+def _bwd_plan(k: int, dtype: torch.dtype, block: int, hadamard: bool, grad_rotated: bool, mask_bytes: bool,
+              cfg: LaunchConfig | None, device: torch.device):
+    nb = k // block
+    cfg = config_for(nb, dtype, cfg, forward=False)
+    split_in, split_mid, _ = resolve_modes(dtype, cfg)
+    common = dict(BLOCK=block, LOG2B=int(math.log2(block)), HAD=bool(hadamard), PRE_ROT=bool(grad_rotated),
+                  SPLIT=split_in, SPLIT_MID=split_mid, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    if cfg.two_pass:
+        return _quest_bwd_kernel, dict(common, T=cfg.tile_blocks, MASK_BYTES=mask_bytes), cfg.tile_blocks, \
+            _max_programs(cfg, device), True
+    if mask_bytes:
+        raise ValueError("the row-tiled backward (two_pass=False) only reads the packed mask")
+    rows, nbp = tile_rows(nb, cfg)
+    return _quest_bwd_kernel_rows, dict(common, ROWS=rows, NBP=nbp), rows, _max_programs(cfg, device), False
+
+
 def quest_quantize_bwd(grad: torch.Tensor, mask: torch.Tensor, block: int = 128, hadamard: bool = True,
-                       grad_rotated: bool = False, config: LaunchConfig | None = None) -> torch.Tensor:
-    """Fused masked-Hadamard backward: ∂x = ((g·H) ⊙ M)·Hᵀ, reading the packed mask.
+                       grad_rotated: bool = False, config: LaunchConfig | None = None,
+                       out_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Fused masked-Hadamard backward: ∂x = ((g·H) ⊙ M)·Hᵀ, reading the mask from `quest_quantize_fwd`
+    (either format).  ∂x has `out_dtype` (default: grad's dtype).
 
     grad_rotated=True: `grad` is the gradient w.r.t. the rotated-domain x̂ (so ∂x = (g ⊙ M)·Hᵀ).
     """
     block = _tile_block(grad, block, hadamard)
     check_2d("grad", grad, block)
     m, k = grad.shape
-    if mask.dtype != torch.uint8 or tuple(mask.shape) != (m, k // 8) or not mask.is_contiguous():
-        raise ValueError(f"mask must be the packed uint8 (M, K//8) = ({m}, {k // 8}) contiguous tensor "
-                         f"from quest_quantize_fwd; got {mask.dtype} {tuple(mask.shape)}")
+    if mask.dtype != torch.uint8 or tuple(mask.shape) not in ((m, k // 8), (m, k)) or not mask.is_contiguous():
+        raise ValueError(f"mask must be the packed uint8 (M, K//8) = ({m}, {k // 8}) or bytes (M, K) contiguous "
+                         f"tensor from quest_quantize_fwd; got {mask.dtype} {tuple(mask.shape)}")
     if mask.device != grad.device:
         raise ValueError(f"mask is on {mask.device} but grad on {grad.device}")
-    nb = k // block
-    cfg = config_for(nb, grad.dtype, config, forward=False)
-    rows, nbp = tile_rows(nb, cfg)
-    split_in, split_mid, _ = resolve_modes(grad.dtype, cfg)
-    dx = torch.empty_like(grad)
+    return _bwd_launch(grad, mask, block, hadamard, grad_rotated, config, out_dtype)
+
+
+def _bwd_launch(grad, mask, block, hadamard, grad_rotated, config, out_dtype):
+    m, k = grad.shape
+    mask_bytes = mask.shape[1] == k and k != k // 8
+    kernel, meta, tile, cap, flat = _bwd_plan(k, grad.dtype, block, hadamard, grad_rotated, mask_bytes,
+                                              config, grad.device)
+    dx = torch.empty((m, k), dtype=out_dtype or grad.dtype, device=grad.device)
     if m == 0:
         return dx
-    _quest_bwd_kernel[_grid(m, rows, cfg, grad.device)](
-        grad, mask, dx, m, k, nb, 1.0 / math.sqrt(block),
-        BLOCK=block, LOG2B=int(math.log2(block)), NBP=nbp, ROWS=rows, HAD=bool(hadamard),
-        PRE_ROT=bool(grad_rotated), SPLIT=split_in, SPLIT_MID=split_mid,
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    if flat:
+        nblk = m * (k // block)
+        kernel[_grid(triton.cdiv(nblk, tile), cap)](grad, mask, dx, nblk, 1.0 / math.sqrt(block), **meta)
+    else:
+        kernel[_grid(triton.cdiv(m, tile), cap)](grad, mask, dx, m, k, k // block, 1.0 / math.sqrt(block), **meta)
     return dx

@@ -196,3 +196,58 @@ def test_quantlinear_triton_matches_torch():
     assert math.isclose(float(lt), float(lk), rel_tol=1e-4)
     for a, b in [(xt, xk), *zip(gt, gk)]:
         assert float((a - b).norm() / b.norm()) < 1e-3
+
+
+@pytest.mark.parametrize("cfg", [LaunchConfig(rows=16, num_warps=1, pack=1, programs_per_sm=2),
+                                 LaunchConfig(tile_blocks=16, num_warps=1, two_pass=False)],
+                         ids=["two_pass_dot_pack", "one_pass_legacy"])
+def test_forward_backward_other_configs(cfg):
+    """The dot-packed mask and the previous one-pass/row-tiled kernels give the same results."""
+    x = _x(ROWS, 384, torch.float32, seed=11)
+    q0, m0, d0 = quest_quantize_fwd(x, 4, ALPHA[4])
+    q1, m1, d1 = quest_quantize_fwd(x, 4, ALPHA[4], config=cfg)
+    qr, mr, dr = quest_quantize_fwd_ref(x, 4, ALPHA[4])
+    torch.testing.assert_close(d1, dr, rtol=2e-6, atol=0)
+    assert int((unpack_mask(m1) != unpack_mask(mr)).sum()) <= 2
+    assert float((q1 - q0).abs().max()) <= 2e-6 * float(dr.max()) * 8 or int((q1 != q0).sum()) <= 2
+    g = _x(ROWS, 384, torch.float32, seed=12)
+    assert torch.allclose(quest_quantize_bwd(g, m1, config=cfg), quest_quantize_bwd_ref(g, m1), atol=1e-5)
+
+
+def test_mask_bytes_format_and_out_dtype():
+    x = _x(ROWS, 256, torch.float32, seed=13)
+    q, m, d = quest_quantize_fwd(x, 3, ALPHA[3], derotate=True)
+    qb, mb, db = quest_quantize_fwd(x, 3, ALPHA[3], derotate=True, mask_format="bytes",
+                                    out_dtype=torch.float16)
+    assert mb.shape == x.shape and mb.dtype == torch.uint8 and int(mb.max()) <= 1
+    assert torch.equal(mb.bool(), unpack_mask(m)) and torch.equal(d, db)
+    assert qb.dtype == torch.float16 and torch.equal(qb, q.to(torch.float16))
+    g = _x(ROWS, 256, torch.float32, seed=14)
+    dx = quest_quantize_bwd(g, m)
+    torch.testing.assert_close(quest_quantize_bwd(g, mb), dx, rtol=0, atol=0)
+    dx16 = quest_quantize_bwd(g, mb, out_dtype=torch.float16)
+    assert dx16.dtype == torch.float16 and torch.equal(dx16, dx.to(torch.float16))
+    with pytest.raises(ValueError, match="mask_format"):
+        quest_quantize_fwd(x, 3, ALPHA[3], mask_format="bits")
+
+
+def test_fake_quant_out_dtype_grad_in_input_dtype():
+    from quest_lab.kernels import autograd
+
+    x = _x(26, 128, torch.float32, seed=15).requires_grad_(True)
+    for fmt in ("packed", "bytes"):
+        old, autograd.MASK_FORMAT = autograd.MASK_FORMAT, fmt
+        try:
+            out = quest_fake_quant_rotated(x, 4, ALPHA[4], out_dtype=torch.float16)
+            assert out.dtype == torch.float16
+            ref = quest_fake_quant_ref(x.detach(), 4, ALPHA[4], rotated=True)
+            assert torch.equal(out, quest_fake_quant_rotated(x.detach(), 4, ALPHA[4]).to(torch.float16))
+            assert float((out.detach().float() - ref).abs().max()) < 1e-2
+            g = torch.randn(26, 128, dtype=torch.float16)
+            (gx,) = torch.autograd.grad(out, x, g)
+            assert gx.dtype == torch.float32
+            _, m, _ = quest_quantize_fwd_ref(x.detach(), 4, ALPHA[4])
+            torch.testing.assert_close(gx, quest_quantize_bwd_ref(g.float(), m, grad_rotated=True),
+                                       rtol=1e-5, atol=1e-5)
+        finally:
+            autograd.MASK_FORMAT = old

@@ -1,6 +1,7 @@
 """`QuantLinear`: drop-in nn.Linear whose forward is F.linear(aq(x), wq(W), b)."""
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -39,7 +40,9 @@ class QuantLinear(nn.Linear):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.rotated_gemm:
-            return F.linear(self.aq.forward_rotated(x), self.wq.forward_rotated(self.weight), self.bias)
+            # under autocast the quantizers write the GEMM's dtype directly (no separate cast pass)
+            dt = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else None
+            return F.linear(self.aq.forward_rotated(x, dt), self.wq.forward_rotated(self.weight, dt), self.bias)
         return F.linear(self.aq(x), self.wq(self.weight), self.bias)
 
     def extra_repr(self) -> str:

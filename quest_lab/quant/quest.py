@@ -113,7 +113,11 @@ class QuestQuantizer(Quantizer):
                 raise RuntimeError("backend='triton' requested but quest_lab.kernels.quest_fake_quant "
                                    "cannot be imported; use backend='torch' or 'auto'")
             return True
-        return x.is_cuda and _triton_kernel() is not None
+        if not (x.is_cuda and _triton_kernel() is not None):
+            return False
+        # the kernels need blocks of >= 16 columns: tiny K (or no power-of-two divisor) stays on torch
+        k = x.shape[-1]
+        return hadamard_block_for(k, self.options["hadamard_block"] if self.options["hadamard"] else 128) >= 16
 
     def _kernel_args(self, x: torch.Tensor) -> dict[str, Any]:
         b = int(round(self.bits))
@@ -132,17 +136,18 @@ class QuestQuantizer(Quantizer):
         """True when this quantizer works in a Hadamard-rotated basis (enabled, hadamard=True)."""
         return self.enabled and self.options["hadamard"]
 
-    def forward_rotated(self, x: torch.Tensor) -> torch.Tensor:
-        """Q(x·H) in the rotated basis (requires `rotates`); same dtype/shape as x."""
+    def forward_rotated(self, x: torch.Tensor, out_dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Q(x·H) in the rotated basis (requires `rotates`); x's shape, dtype `out_dtype` (default x's;
+        the Triton kernel writes it directly, e.g. bf16 under autocast, with ∂x still in x's dtype)."""
         if not self.rotates:
             raise RuntimeError("forward_rotated needs an enabled QuEST quantizer with hadamard=True")
         if self._use_triton(x):
             from quest_lab.kernels import quest_fake_quant_rotated
 
-            return quest_fake_quant_rotated(x, **self._kernel_args(x))
+            return quest_fake_quant_rotated(x, out_dtype=out_dtype, **self._kernel_args(x))
         xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
         o = self.options
-        return quest_quantize_rotated(xf, self.bits, o["trust"], o["hadamard_block"])[0].to(x.dtype)
+        return quest_quantize_rotated(xf, self.bits, o["trust"], o["hadamard_block"])[0].to(out_dtype or x.dtype)
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
         o = self.options
