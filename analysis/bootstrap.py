@@ -5,11 +5,12 @@ efficiency stays defined).  A resample is a vector of multiplicities — weights
 so a whole chunk of resamples is refitted as one batch by the vectorised L-BFGS.  Each refit
 starts from the best full-data fit plus two jittered copies (standard practice: the full start
 grid per resample would cost 1000× more and lands in the same basin).  Chunks run in parallel
-over `config.workers` processes.  Seeded: the same config gives the same intervals.
+over `config.workers` processes (forkserver: safe next to Ray/torch threads).  Seeded: the same config gives the same intervals.
 """
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -62,6 +63,16 @@ def _chunk(args) -> np.ndarray:
     return theta
 
 
+def _mp_context():
+    """forkserver where available: forking a process that already runs threads (Ray, torch,
+    BLAS) can deadlock; the fork server is a clean single-threaded parent, started once."""
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" in methods:
+        ctx.set_forkserver_preload([__name__])
+    return ctx
+
+
 def bootstrap_samples(law: Law, d: Design, theta_best: np.ndarray, config) -> np.ndarray:
     """(B, p) public parameter values of `config.bootstrap` refits."""
     rng = np.random.default_rng(config.seed)
@@ -73,7 +84,7 @@ def bootstrap_samples(law: Law, d: Design, theta_best: np.ndarray, config) -> np
     if n_chunks == 1:
         parts = [_chunk(jobs[0])]
     else:
-        with ProcessPoolExecutor(max_workers=n_chunks) as pool:
+        with ProcessPoolExecutor(max_workers=n_chunks, mp_context=_mp_context()) as pool:
             parts = list(pool.map(_chunk, jobs))
     thetas = np.concatenate(parts)
     specs = law.specs()

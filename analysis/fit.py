@@ -20,7 +20,7 @@ import pandas as pd
 
 from quest_lab.analysis import data as data_mod
 from quest_lab.analysis.law_base import Design, InsufficientDataError, Law, get_law, load_laws
-from quest_lab.analysis.optimize import HUBER_DELTA, Problem, grid_starts, objective, perturbed, varpro_starts
+from quest_lab.analysis.optimize import HUBER_DELTA, Problem, grid_starts, perturbed, varpro_starts
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +241,3 @@ def holdout_largest(df: pd.DataFrame, config: FitConfig) -> dict[str, Any]:
     return {"N": float(n_max), "n_runs": int(len(known)), "mean_abs_rel_error": float(np.mean(np.abs(rel))),
             "max_abs_rel_error": float(np.max(np.abs(rel))), "params": sub.scalars()}
 
-
-def objective_of(result: FitResult, df: pd.DataFrame) -> float:
-    return objective(result.model, result.theta, data_mod.design(df, result.labels), result.config.huber_delta)

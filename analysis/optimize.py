@@ -42,6 +42,7 @@ class Problem:
         self.free = np.asarray(free, bool)
         self.theta = np.array(theta_fixed, float)
         self.weights = None if weights is None else np.asarray(weights, float)
+        self._row = 0  # weights row used by the single-start `fun` (scipy polish)
         specs = law.specs()
         self.lo = np.array([s.lower for s, f in zip(specs, self.free) if f])
         self.hi = np.array([s.upper for s, f in zip(specs, self.free) if f])

@@ -53,7 +53,6 @@ def main() -> int:
     sample = starts[np.random.default_rng(0).choice(len(starts), n_seq, replace=False)]
     tol = {"maxiter": 200, "ftol": 1e-9, "gtol": 1e-8}  # the grid stage's tolerances, both ways
     batched, t_batched = timed(lambda: batched_lbfgs(prob, sample, **tol))
-    prob._row = 0
     seq, t_seq = timed(lambda: [minimize(prob.fun, x, jac=True, method="L-BFGS-B",
                                          bounds=list(zip(prob.lo, prob.hi)), options=tol).fun for x in sample])
 

@@ -82,7 +82,6 @@ def test_batched_objective_matches_single():
     prob = Problem(law, d, np.ones(len(specs), bool), X[0])
     f, g = prob.batch_fun(X)
     for k in range(4):
-        prob._row = 0
         fk, gk = prob.fun(X[k])
         assert f[k] == pytest.approx(fk) and np.allclose(g[k], gk)
 
