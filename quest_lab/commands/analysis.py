@@ -14,7 +14,7 @@ import logging
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
@@ -22,18 +22,12 @@ from rich.table import Table
 
 from quest_lab.analysis.fit import METHODS, MODES, FitConfig, FitResult, fit_frame
 from quest_lab.analysis.law_base import InsufficientDataError, load_laws
-from quest_lab.commands import console, err_console
-from quest_lab.commands import fail as _fail
+from quest_lab.commands import console, err_console, fail
 
 log = logging.getLogger(__name__)
 app = typer.Typer()
 
 DEFAULT_STORE = "sqlite:///results.db"
-
-
-def fail(message: str) -> NoReturn:
-    """One-line error, exit 2; the message is escaped so labels like eff[quest:w4a4] survive rich markup."""
-    _fail(escape(message))
 
 LawName = Enum("LawName", {name: name for name in sorted(load_laws())}, type=str)  # type: ignore[misc]
 Method = Enum("Method", {m: m for m in METHODS}, type=str)  # type: ignore[misc]
