@@ -88,9 +88,13 @@ def check_gpu(K, quick):
                 qb, mb, _ = K.quest_quantize_fwd(x, bits, ALPHA[bits], mask_format="bytes", out_dtype=torch.bfloat16)
                 ql, ml, _ = K.quest_quantize_fwd(x, bits, ALPHA[bits], config=K.LaunchConfig(two_pass=False))
                 qp, mp, _ = K.quest_quantize_fwd(x, bits, ALPHA[bits], config=K.LaunchConfig(pack=1))
-                variants_ok = (torch.equal(mb.bool(), K.unpack_mask(m)) and torch.equal(qb, q.to(torch.bfloat16))
-                               and torch.equal(mp, m) and torch.equal(qp, q)
-                               and int((ml != m).sum()) <= 64 and torch.equal(K.quest_quantize_bwd(g, mb), dx))
+                qf, mf, _ = K.quest_quantize_fwd(x, bits, ALPHA[bits], config=K.LaunchConfig(fast_div=True))
+                variants_ok = (f"bytes={torch.equal(mb.bool(), K.unpack_mask(m))},"
+                               f"out_bf16={torch.equal(qb, q.to(torch.bfloat16))},"
+                               f"dotpack={torch.equal(mp, m) and torch.equal(qp, q)},"
+                               f"bwd_bytes={torch.equal(K.quest_quantize_bwd(g, mb), dx)},"
+                               f"legacy_mask_bytes_off={int((ml != m).sum())},"
+                               f"fastdiv_codes_off={int((qf != q).sum())}")
                 rows.append(dict(dtype=str(dtype).split(".")[-1], bits=bits, K=k, n=x.numel(), code_ties=ties,
                                  max_step_diff=maxstep, mask_diff=mask_off, bwd_rel=rel, fake_rel=frel,
                                  variants_ok=variants_ok))
@@ -108,7 +112,8 @@ def _desc(cfg):
     if cfg is None:
         return "auto"
     return (f"{'2p' if cfg.two_pass else '1p'} r{cfg.rows} tb{cfg.tile_blocks} w{cfg.num_warps} "
-            f"p{cfg.programs_per_sm} s{cfg.num_stages}" + (" dotpack" if cfg.pack else ""))
+            f"p{cfg.programs_per_sm} s{cfg.num_stages}" + (" dotpack" if cfg.pack else "")
+            + (" fastdiv" if cfg.fast_div else ""))
 
 
 def kernel_throughput(K, peak, shapes, configs, quick):
@@ -210,7 +215,6 @@ def training_step(K, quick, steps):
     for label, qc, var in (("bf16", QuantConfig(), None),
                            ("w4a4_triton", tri, None),
                            ("w4a4_triton_bytesmask", tri, "bytes"),
-                           ("w4a4_triton_no_out_dtype", tri, "no_out_dtype"),
                            ("w4a4_triton_legacy", tri, "legacy"),
                            ("w4a4_torch", QuantConfig(name="quest", w_bits=4, a_bits=4, backend="torch"), None)):
         with variant(var):
@@ -297,10 +301,14 @@ def main() -> int:
         shapes = [(4096, 1024, torch.bfloat16)]
     else:
         # fwd uses `rows`, bwd `tile_blocks`: one sweep serves both (best picked separately)
-        configs = [C(rows=r, tile_blocks=tb, num_warps=w, programs_per_sm=p)
-                   for (r, tb) in ((16, 32), (32, 64)) for w in (4, 8) for p in (2, 4)]
-        configs += [C(rows=32, tile_blocks=64, num_warps=4, programs_per_sm=2, num_stages=3)]
-        configs += [C(rows=32, tile_blocks=64, num_warps=4, programs_per_sm=4, pack=1)]
+        # (run 5 swept rows {16,32} x warps {4,8} x programs/SM {2,4} (+ stages 3, dot packing))
+        configs = [C(rows=32, tile_blocks=64, num_warps=4, programs_per_sm=2, num_stages=3),
+                   C(rows=32, tile_blocks=64, num_warps=4, programs_per_sm=2, num_stages=3, fast_div=True),
+                   C(rows=16, tile_blocks=32, num_warps=4, programs_per_sm=4),
+                   C(rows=16, tile_blocks=32, num_warps=4, programs_per_sm=4, num_stages=3, fast_div=True),
+                   C(rows=32, tile_blocks=64, num_warps=8, programs_per_sm=2),
+                   C(rows=64, tile_blocks=128, num_warps=8, programs_per_sm=2, num_stages=3),
+                   C(rows=32, tile_blocks=64, num_warps=4, programs_per_sm=4)]
         shapes = [(16384, 1024, torch.bfloat16), (16384, 2816, torch.bfloat16),
                   (16384, 1024, torch.float32), (16384, 2816, torch.float32), (2816, 1024, torch.float32)]
         if args.no_sweep:

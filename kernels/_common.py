@@ -53,6 +53,7 @@ class LaunchConfig:
     rows: int = 32  # two-pass fwd: token rows per program tile (power of two >= 16)
     two_pass: bool = True
     pack: int = 0
+    fast_div: bool = False  # two-pass fwd: y·(1/Δ) instead of the correctly rounded y/Δ (ties may flip)
 
     def __post_init__(self) -> None:
         if self.tile_blocks < 16 or self.tile_blocks & (self.tile_blocks - 1):
@@ -78,22 +79,21 @@ def num_sms(device: torch.device) -> int:
     return _num_sms(device.index if device.index is not None else torch.cuda.current_device())
 
 
-_DEFAULT: LaunchConfig | None = None
+_DEFAULT: LaunchConfig | None = None  # overrides both defaults below when set (benchmarks)
+# H100 sweep (benchmarks/KERNELS.md, run 5): two-pass fwd best with 32 rows, 2 programs/SM and a
+# 3-stage pipelined block loop; the flat bwd with 64-block tiles, 4 warps, 4 programs/SM
+_FWD_DEFAULT = LaunchConfig(rows=32, num_warps=4, programs_per_sm=2, num_stages=3)
+_BWD_DEFAULT = LaunchConfig(tile_blocks=64, num_warps=4, programs_per_sm=4)
+# fp32 rows of ≤ 8 blocks: the one-pass kernel measured faster (1315 vs 850 GB/s at 16384×1024)
+_FWD_SHORT_FP32 = LaunchConfig(two_pass=False)
 
 
-def default_config() -> LaunchConfig:
-    global _DEFAULT
-    if _DEFAULT is None:
-        _DEFAULT = _default_config()
-    return _DEFAULT
-
-
-def _default_config() -> LaunchConfig:
-    env = os.environ.get("QUEST_KERNEL_TILE")
+def default_config(forward: bool = True) -> LaunchConfig:
+    if _DEFAULT is not None:
+        return _DEFAULT
     if interpreting():
         return LaunchConfig(tile_blocks=16, num_warps=1, rows=16)
-    # H100 sweep (benchmarks/KERNELS.md): tile 64, 4 warps, 2–4 programs per SM best on most shapes
-    return LaunchConfig(tile_blocks=int(env) if env else 64, num_warps=4, programs_per_sm=4)
+    return _FWD_DEFAULT if forward else _BWD_DEFAULT
 
 
 def resolve_modes(dtype: torch.dtype, cfg: LaunchConfig) -> tuple[int, int, bool]:
@@ -121,7 +121,10 @@ def config_for(nb: int, dtype: torch.dtype, cfg: LaunchConfig | None, forward: b
                 and triton.next_power_of_2(nb) >= 32 and cfg == LaunchConfig(two_pass=False)):
             return LaunchConfig(tile_blocks=32, num_warps=8, programs_per_sm=8, two_pass=False)
         return cfg
-    return default_config()
+    if (forward and _DEFAULT is None and not interpreting() and dtype == torch.float32
+            and triton.next_power_of_2(nb) <= 8):
+        return _FWD_SHORT_FP32
+    return default_config(forward)
 
 
 def tile_rows(nb: int, cfg: LaunchConfig) -> tuple[int, int]:

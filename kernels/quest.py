@@ -29,13 +29,15 @@ from quest_lab.kernels._common import (LaunchConfig, _hadamard_pm1, _hdot, check
 from quest_lab.kernels.reference import default_trust, pick_block
 
 MASK_FORMATS = ("packed", "bytes")
+_FWD_DEFAULT_2P = LaunchConfig(rows=32, num_warps=4, programs_per_sm=2, num_stages=3)
 
 
 @triton.jit
 def _quest_fwd_kernel(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha, trust, inv_sqrt_b,
                       LEVELS: tl.constexpr, BLOCK: tl.constexpr, LOG2B: tl.constexpr,
                       ROWS: tl.constexpr, HAD: tl.constexpr, DEROT: tl.constexpr,
-                      SPLIT: tl.constexpr, EXACT_CODES: tl.constexpr, MASK_MODE: tl.constexpr):
+                      SPLIT: tl.constexpr, EXACT_CODES: tl.constexpr, MASK_MODE: tl.constexpr,
+                      FAST_DIV: tl.constexpr):
     """MASK_MODE: 0 = packed by reshape + sum, 1 = packed by a dot with byte weights, 2 = one byte."""
     r = tl.arange(0, ROWS)
     col = tl.arange(0, BLOCK)
@@ -73,6 +75,7 @@ def _quest_fwd_kernel(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha, trus
         delta = d1[:, None]
         tsig = (trust * sigma)[:, None]
         dscale = delta * (0.5 * inv_sqrt_b)
+        inv_delta = tl.div_rn(tl.full([ROWS, 1], 1.0, tl.float32), delta)
         mbase = row.to(tl.int64)[:, None] * (K // 8) + bcol[None, :]
         # pass 2: rotate, quantize, write x̂ and the mask, block by block (x re-read from L2)
         for b in range(NB):
@@ -82,7 +85,10 @@ def _quest_fwd_kernel(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha, trus
                 y = _hdot(x, h, h_in, SPLIT) * inv_sqrt_b
             else:
                 y = x.to(tl.float32)
-            v = tl.div_rn(tl.minimum(tl.maximum(y, -s), s), delta) + 0.5
+            if FAST_DIV:
+                v = tl.minimum(tl.maximum(y, -s), s) * inv_delta + 0.5
+            else:
+                v = tl.div_rn(tl.minimum(tl.maximum(y, -s), s), delta) + 0.5
             j = (v + 12582912.0) - 12582912.0  # round half-to-even, as torch.round
             j = tl.minimum(tl.maximum(j, 1.0 - LEVELS // 2), 1.0 * (LEVELS // 2))
             q = (j - 0.5) * delta
@@ -274,18 +280,21 @@ def _grid(n_tiles: int, cap: int) -> tuple[int]:
 
 @functools.lru_cache(maxsize=256)
 def _fwd_plan(k: int, dtype: torch.dtype, bits: int, block: int, hadamard: bool, derotate: bool,
-              mask_format: str, cfg: LaunchConfig | None, device: torch.device):
+              mask_format: str, config: LaunchConfig | None, device: torch.device):
     """Everything about a forward launch except M (cached: keeps host time per call low)."""
     nb = k // block
-    cfg = config_for(nb, dtype, cfg)
+    cfg = config_for(nb, dtype, config)
     split_in, _, exact = resolve_modes(dtype, cfg)
     common = dict(LEVELS=2**bits, BLOCK=block, LOG2B=int(math.log2(block)), HAD=bool(hadamard),
                   DEROT=bool(derotate and hadamard), SPLIT=split_in, EXACT_CODES=exact,
                   num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     if cfg.two_pass:
         mode = 2 if mask_format == "bytes" else (1 if cfg.pack == 1 and block >= 128 else 0)
-        return _quest_fwd_kernel, dict(common, ROWS=cfg.rows, MASK_MODE=mode), cfg.rows, _max_programs(cfg, device)
+        return (_quest_fwd_kernel, dict(common, ROWS=cfg.rows, MASK_MODE=mode, FAST_DIV=cfg.fast_div), cfg.rows,
+                _max_programs(cfg, device))
     if mask_format != "packed":
+        if config is None:  # automatic choice: the two-pass kernel writes every format
+            return _fwd_plan(k, dtype, bits, block, hadamard, derotate, mask_format, _FWD_DEFAULT_2P, device)
         raise ValueError("the one-pass forward (two_pass=False) only writes the packed mask")
     rows, nbp = tile_rows(nb, cfg)
     return _quest_fwd_kernel_1pass, dict(common, ROWS=rows, NBP=nbp), rows, _max_programs(cfg, device)

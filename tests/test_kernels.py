@@ -199,8 +199,9 @@ def test_quantlinear_triton_matches_torch():
 
 
 @pytest.mark.parametrize("cfg", [LaunchConfig(rows=16, num_warps=1, pack=1, programs_per_sm=2),
+                                 LaunchConfig(rows=16, num_warps=1, fast_div=True),
                                  LaunchConfig(tile_blocks=16, num_warps=1, two_pass=False)],
-                         ids=["two_pass_dot_pack", "one_pass_legacy"])
+                         ids=["two_pass_dot_pack", "two_pass_fast_div", "one_pass_legacy"])
 def test_forward_backward_other_configs(cfg):
     """The dot-packed mask and the previous one-pass/row-tiled kernels give the same results."""
     x = _x(ROWS, 384, torch.float32, seed=11)
