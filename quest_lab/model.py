@@ -73,12 +73,13 @@ def register_size(cfg: ModelConfig) -> ModelConfig:
 
 
 # Tiny sizes for CPU runs, tests and the smoke sweep (head dim 16–64; hidden rounded to 32 so the
-# SwiGLU matrices stay small).  Roughly ×2 in N from one to the next.
-register_size(ModelConfig("nano", n_layer=2, n_embd=32, n_head=2, peak_lr=3e-3, mlp_multiple_of=32))
-register_size(ModelConfig("micro", n_layer=2, n_embd=48, n_head=2, peak_lr=3e-3, mlp_multiple_of=32))
-register_size(ModelConfig("tiny", n_layer=2, n_embd=64, n_head=2, peak_lr=2e-3, mlp_multiple_of=32))
-register_size(ModelConfig("small", n_layer=4, n_embd=128, n_head=4, peak_lr=2e-3, mlp_multiple_of=32))
-register_size(ModelConfig("base", n_layer=6, n_embd=256, n_head=4, peak_lr=1.5e-3, mlp_multiple_of=32))
+# SwiGLU matrices stay small).  Roughly ×2 in N from one to the next.  Peak LRs from a coarse
+# CPU sweep on Shakespeare (BPE-512, 64-token context, batch 8, ~0.4M tokens).
+register_size(ModelConfig("nano", n_layer=2, n_embd=32, n_head=2, peak_lr=4e-3, mlp_multiple_of=32))
+register_size(ModelConfig("micro", n_layer=2, n_embd=48, n_head=2, peak_lr=4e-3, mlp_multiple_of=32))
+register_size(ModelConfig("tiny", n_layer=2, n_embd=64, n_head=2, peak_lr=4e-3, mlp_multiple_of=32))
+register_size(ModelConfig("small", n_layer=4, n_embd=128, n_head=4, peak_lr=3e-3, mlp_multiple_of=32))
+register_size(ModelConfig("base", n_layer=6, n_embd=256, n_head=4, peak_lr=2e-3, mlp_multiple_of=32))
 # The QuEST paper's sizes (DESIGN.md §2): head dim 128, hidden rounded to 256.
 register_size(ModelConfig("30M", n_layer=6, n_embd=640, n_head=5, peak_lr=1.2e-3))
 register_size(ModelConfig("50M", n_layer=7, n_embd=768, n_head=6, peak_lr=1.2e-3))
