@@ -33,7 +33,7 @@ LawName = Enum("LawName", {name: name for name in sorted(load_laws())}, type=str
 Method = Enum("Method", {m: m for m in METHODS}, type=str)  # type: ignore[misc]
 Mode = Enum("Mode", {m: m for m in MODES}, type=str)  # type: ignore[misc]
 
-StoreOpt = Annotated[Optional[str], typer.Option("--store", help=f"SQLAlchemy URL of the results store [default: {DEFAULT_STORE}].")]
+StoreOpt = Annotated[Optional[str], typer.Option("--store", help=f"SQLAlchemy URL of the results store (default: {DEFAULT_STORE}).")]
 CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="Fit runs from a CSV (N, D or C, loss[, w_bits, a_bits, quantizer]) instead of the store.")]
 WhereOpt = Annotated[Optional[str], typer.Option("--where", help='pandas query on the runs, e.g. "w_bits >= 2 and N > 1e6".')]
 SweepOpt = Annotated[Optional[str], typer.Option("--sweep", help="Only runs of this sweep (store only).")]
@@ -161,8 +161,8 @@ def fit_cmd(
 
 @app.command("report")
 def report_cmd(
-    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder [default: reports/<date-time>/].")] = None,
-    law: Annotated[Optional[LawName], typer.Option("--law", help="Law to report [default: the latest stored fit].")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: reports/<date-time>/).")] = None,
+    law: Annotated[Optional[LawName], typer.Option("--law", help="Law to report (default: the latest stored fit).")] = None,
     store: StoreOpt = None,
     csv: CsvOpt = None,
     where: WhereOpt = None,

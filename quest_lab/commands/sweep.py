@@ -40,7 +40,7 @@ def fail(message: str) -> NoReturn:
 StatusChoice = Enum("StatusChoice", {s: s for s in RUN_STATUSES}, type=str)
 
 StoreOpt = Annotated[Optional[str], typer.Option(
-    "--store", help="SQLAlchemy URL of the results store [default: the sweep file's, else sqlite:///results.db].")]
+    "--store", help="SQLAlchemy URL of the results store (default: the sweep file's, else sqlite:///results.db).")]
 
 
 def _open_store(url: str | None):
@@ -63,7 +63,7 @@ def sweep_command(
     rerun_failed: Annotated[bool, typer.Option("--rerun-failed", help="Also run the grid's failed runs again.")] = False,
     address: Annotated[Optional[str], typer.Option(help="Address of an existing Ray cluster (implies --executor ray).")] = None,
     progress: Annotated[Optional[bool], typer.Option(
-        "--progress/--no-progress", help="Show the progress bar [default: on a terminal].")] = None,
+        "--progress/--no-progress", help="Show the progress bar (default: on a terminal).")] = None,
     train_fn: Annotated[Optional[str], typer.Option(
         hidden=True, help="Train function 'module:function' (testing, custom trainers).")] = None,
 ) -> None:
@@ -184,7 +184,7 @@ def export_command(
     path: Annotated[Path, typer.Argument(help="Output file.")],
     format: Annotated[ExportFormat, typer.Option("--format", help="File format.")] = ExportFormat.csv,
     sweep: Annotated[Optional[str], typer.Option(help="Only this sweep's runs.")] = None,
-    status: Annotated[Optional[StatusChoice], typer.Option(help="Only runs with this status [default: all].")] = None,
+    status: Annotated[Optional[StatusChoice], typer.Option(help="Only runs with this status (default: all).")] = None,
     store: StoreOpt = None,
 ) -> None:
     """Write runs (one row each) to CSV or Parquet."""
@@ -208,7 +208,7 @@ def import_command(
     default: Annotated[Optional[list[str]], typer.Option(
         "--default", help="FIELD=VALUE for w_bits / a_bits / quantizer when the file has no such column "
                           "(e.g. w_bits=16, quantizer=bf16). Repeatable.")] = None,
-    sweep: Annotated[Optional[str], typer.Option(help="Sweep name for the rows [default: the file's stem].")] = None,
+    sweep: Annotated[Optional[str], typer.Option(help="Sweep name for the rows (default: the file's stem).")] = None,
     store: StoreOpt = None,
 ) -> None:
     """Load published runs so they can be fitted and reported like our own (idempotent)."""
