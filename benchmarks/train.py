@@ -31,6 +31,8 @@ def _base(args: argparse.Namespace) -> dict:
 def speed(args: argparse.Namespace) -> None:
     print(f"# throughput: {args.size}, {args.tokens:,} tokens, torch threads={os.environ.get('OMP_NUM_THREADS', 'default')}")
     print(f"{'precision':<14}{'tokens/s':>12}{'wall s':>10}{'eval loss':>11}")
+    warm = dict(_base(args), tokens=min(args.tokens, 20_000))
+    train(RunConfig(**warm))  # warm-up: tokenizer cache, allocator and thread pools, not timed
     rows = []
     for q, w, a in (("bf16", 16, 16), ("quest", 4, 4)):
         t = time.perf_counter()

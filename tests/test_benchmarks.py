@@ -1,0 +1,24 @@
+"""Every benchmark in benchmarks/ runs in its --smoke mode (CI keeps them runnable; no timing asserted)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py"))
+ARGS = {"train.py": ["all", "--smoke"]}  # sub-command benchmarks; the rest take --smoke alone
+
+
+def test_every_benchmark_is_listed():
+    assert {"kernels.py", "quant_mse.py", "fit.py", "sweep.py", "train.py"} <= set(BENCHMARKS)
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_benchmark_smoke(name, tmp_path):
+    env = dict(os.environ, QUEST_LAB_CACHE=os.environ.get("QUEST_LAB_CACHE", str(tmp_path / "cache")))
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *ARGS.get(name, ["--smoke"])],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert res.stdout.strip(), f"{name} printed nothing"
