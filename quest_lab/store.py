@@ -1,6 +1,6 @@
 """The results store: SQLAlchemy 2 ORM over any URL (SQLite in WAL mode by default).
 
-Tables: `sweeps`, `runs` (one row per run_id, status pending/running/completed/diverged/failed),
+Tables (ORM rows in `quest_lab.store_tables`): `sweeps`, `runs` (one row per run_id, status pending/running/completed/diverged/failed),
 `sweep_runs` (which sweeps contain which runs: a run shared by two grids is trained once),
 `curves` (downsampled train/eval loss curves), `fits` (law fits) and `schema_version`.
 
@@ -20,22 +20,20 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import (
-    DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, inspect, select,
-)
+from sqlalchemy import create_engine, event, inspect, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from quest_lab.run import RunConfig, RunResult
+from quest_lab.store_tables import SOURCE_OURS, Base, CurveRow, FitRow, RunRow, SchemaVersionRow, SweepRow, SweepRunRow
 
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "sqlite:///results.db"
 # Bumped when the table layout changes (independent of run.SCHEMA_VERSION, which is run meaning).
 STORE_SCHEMA_VERSION = 1
-SOURCE_OURS = "quest-lab"
 
 RUN_COLUMNS: tuple[str, ...] = (
     "run_id", "sweep", "status", "size", "N", "D", "w_bits", "a_bits", "quantizer", "seed",
@@ -48,82 +46,6 @@ CURVE_COLUMNS: tuple[str, ...] = ("run_id", "step", "tokens", "loss", "kind")
 
 class StoreError(RuntimeError):
     """The store URL or the database it points at cannot be used."""
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class SchemaVersionRow(Base):
-    __tablename__ = "schema_version"
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-
-
-class SweepRow(Base):
-    __tablename__ = "sweeps"
-    name: Mapped[str] = mapped_column(String(200), primary_key=True)
-    spec: Mapped[str] = mapped_column(Text, default="{}")  # JSON of the validated sweep file
-    path: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class RunRow(Base):
-    __tablename__ = "runs"
-    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    sweep: Mapped[str | None] = mapped_column(String(200), index=True, nullable=True)  # first owner
-    status: Mapped[str] = mapped_column(String(16), index=True)
-    source: Mapped[str] = mapped_column(String(300), default=SOURCE_OURS)
-    config: Mapped[str] = mapped_column(Text, default="{}")  # JSON of the resolved RunConfig
-    size: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    n_params: Mapped[float | None] = mapped_column(Float, nullable=True)  # N (non-embedding)
-    tokens: Mapped[float | None] = mapped_column(Float, nullable=True)  # D
-    tokens_per_param: Mapped[float | None] = mapped_column(Float, nullable=True)
-    w_bits: Mapped[float | None] = mapped_column(Float, nullable=True)
-    a_bits: Mapped[float | None] = mapped_column(Float, nullable=True)
-    quantizer: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    precision: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    seed: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    final_eval_loss: Mapped[float | None] = mapped_column(Float, nullable=True)
-    final_train_loss: Mapped[float | None] = mapped_column(Float, nullable=True)
-    steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    metrics: Mapped[str] = mapped_column(Text, default="{}")  # JSON: anything else train reported
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    wall_time_s: Mapped[float | None] = mapped_column(Float, nullable=True)
-    tokens_per_s: Mapped[float | None] = mapped_column(Float, nullable=True)
-    device: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    hardware: Mapped[str | None] = mapped_column(Text, nullable=True)
-    host: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    versions: Mapped[str] = mapped_column(Text, default="{}")
-    data_identity: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-
-
-class SweepRunRow(Base):
-    __tablename__ = "sweep_runs"
-    sweep: Mapped[str] = mapped_column(ForeignKey("sweeps.name"), primary_key=True)
-    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id"), primary_key=True, index=True)
-
-
-class CurveRow(Base):
-    __tablename__ = "curves"
-    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id"), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # "train" | "eval"
-    step: Mapped[int] = mapped_column(Integer, primary_key=True)
-    tokens: Mapped[float] = mapped_column(Float)
-    loss: Mapped[float | None] = mapped_column(Float, nullable=True)
-
-
-class FitRow(Base):
-    __tablename__ = "fits"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    law: Mapped[str] = mapped_column(String(64), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    sweep: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    payload: Mapped[str] = mapped_column(Text)
 
 
 def _now() -> datetime:
@@ -226,6 +148,12 @@ class Store:
     def _session(self) -> Session:
         self.ensure_schema()
         return Session(self._get_engine(), expire_on_commit=False)
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         if self._engine is not None:

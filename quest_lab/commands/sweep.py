@@ -68,8 +68,7 @@ def sweep_command(
         hidden=True, help="Train function 'module:function' (testing, custom trainers).")] = None,
 ) -> None:
     """Run a sweep file: every grid point not already completed/diverged in the store."""
-    from quest_lab.store import StoreError
-    from quest_lab.sweep import SpecError, SweepSetupError, load_spec, plan, run_sweep
+    from quest_lab.sweep import SpecError, load_spec
     from quest_lab.sweep.executors import import_train_fn
 
     try:
@@ -84,7 +83,16 @@ def sweep_command(
             fn = import_train_fn(train_fn)
         except ValueError as e:
             fail(str(e))
-    results = _open_store(store or sweep.spec.store)
+    with _open_store(store or sweep.spec.store) as results:  # closed (WAL checkpointed) on exit
+        _plan_and_run(sweep, results, executor=executor, dry_run=dry_run, rerun_failed=rerun_failed,
+                      address=address, train_fn=fn, progress=progress)
+
+
+def _plan_and_run(sweep, results, *, executor: ExecutorChoice, dry_run: bool, rerun_failed: bool,
+                  address: Optional[str], train_fn, progress: Optional[bool]) -> None:
+    from quest_lab.store import StoreError
+    from quest_lab.sweep import SweepSetupError, plan, run_sweep
+
     try:
         the_plan = plan(sweep, results, rerun_failed=rerun_failed)
     except (StoreError, ValueError) as e:
@@ -96,7 +104,7 @@ def sweep_command(
     show = console.is_terminal if progress is None else progress
     try:
         outcome = run_sweep(the_plan, results, executor=executor.value, address=address,
-                            train_fn=fn, show_progress=show)
+                            train_fn=train_fn, show_progress=show)
     except (SweepSetupError, StoreError) as e:
         fail(str(e))
     if not the_plan.to_run:
