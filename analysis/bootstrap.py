@@ -5,7 +5,7 @@ efficiency stays defined).  A resample is a vector of multiplicities — weights
 so a whole chunk of resamples is refitted as one batch by the vectorised L-BFGS.  Each refit
 starts from the best full-data fit plus two jittered copies (standard practice: the full start
 grid per resample would cost 1000× more and lands in the same basin).  Chunks run in parallel
-over `config.workers` processes (forkserver: safe next to Ray/torch threads).  Seeded: the same config gives the same intervals.
+over `config.workers` processes (forkserver: safe next to Ray/torch threads).  Seeded: the same seed gives the same intervals, whatever the number of workers.
 """
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
+from quest_lab.analysis.data import label_bits
 from quest_lab.analysis.law_base import Design, Law, get_law
 from quest_lab.analysis.optimize import Problem, batched_lbfgs, perturbed
 
 log = logging.getLogger(__name__)
 N_STARTS = 3  # best fit + 2 jittered copies per resample
+CHUNK = 100  # resamples refitted as one batch (one task of the process pool)
 
 
 def resample_weights(d: Design, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -77,14 +79,16 @@ def bootstrap_samples(law: Law, d: Design, theta_best: np.ndarray, config) -> np
     """(B, p) public parameter values of `config.bootstrap` refits."""
     rng = np.random.default_rng(config.seed)
     weights = resample_weights(d, config.bootstrap, rng)
-    n_chunks = max(1, min(config.workers, config.bootstrap // 50 or 1))
+    # chunks of a fixed size, one seed each: the samples do not depend on the number of workers
+    n_chunks = -(-config.bootstrap // CHUNK)
     seeds = rng.integers(0, 2**31, size=n_chunks)
     jobs = [(law.name, law.labels, d, theta_best, w, int(s), config.huber_delta, config.mode, law.uses_precision)
             for w, s in zip(np.array_split(weights, n_chunks), seeds)]
-    if n_chunks == 1:
-        parts = [_chunk(jobs[0])]
+    workers = min(config.workers, n_chunks)
+    if workers == 1:
+        parts = [_chunk(job) for job in jobs]
     else:
-        with ProcessPoolExecutor(max_workers=n_chunks, mp_context=_mp_context()) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context()) as pool:
             parts = list(pool.map(_chunk, jobs))
     thetas = np.concatenate(parts)
     specs = law.specs()
@@ -92,6 +96,16 @@ def bootstrap_samples(law: Law, d: Design, theta_best: np.ndarray, config) -> np
 
 
 def intervals(law: Law, samples: np.ndarray, level: float) -> dict[str, tuple[float, float]]:
-    """Central percentile intervals at `level` for every parameter."""
-    lo, hi = np.nanpercentile(samples, [50 * (1 - level), 50 * (1 + level)], axis=0)
-    return {name: (float(a), float(b)) for name, a, b in zip(law.param_names, lo, hi)}
+    """Central percentile intervals at `level` for every parameter, plus `eff[label]` for laws whose
+    efficiency is derived from other parameters (kumar: from γ_w, γ_a)."""
+    q = [50 * (1 - level), 50 * (1 + level)]
+    lo, hi = np.nanpercentile(samples, q, axis=0)
+    out = {name: (float(a), float(b)) for name, a, b in zip(law.param_names, lo, hi)}
+    specs = law.specs()
+    for label in law.labels:
+        if f"eff[{label}]" in out or f"effN[{label}]" in out:
+            continue
+        w, a = label_bits(label)
+        effs = [law.eff_of(np.array([s.internal(v) for s, v in zip(specs, row)]), label, w, a) for row in samples]
+        out[f"eff[{label}]"] = tuple(float(x) for x in np.nanpercentile(effs, q))
+    return out

@@ -6,7 +6,9 @@ Chinchilla extraction is recognised by its column names: `Model Size` → N, `Tr
 """
 from __future__ import annotations
 
+import ast
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,19 @@ def precision_label(quantizer: str, w_bits: float, a_bits: float) -> str:
     if float(w_bits) >= 16 and float(a_bits) >= 16:
         return BASE_LABEL
     return f"{quantizer}:w{float(w_bits):g}a{float(a_bits):g}"
+
+
+_BITS = re.compile(r":w([0-9.]+)a([0-9.]+)$")
+
+
+def label_bits(label: str) -> tuple[float, float]:
+    """(w_bits, a_bits) of a precision label; (16, 16) for the base."""
+    if label == BASE_LABEL:
+        return 16.0, 16.0
+    m = _BITS.search(label)
+    if not m:
+        raise ValueError(f"precision label {label!r} is not of the form '<quantizer>:w<w>a<a>'")
+    return float(m.group(1)), float(m.group(2))
 
 
 def normalise(df: pd.DataFrame, source: str = "data") -> pd.DataFrame:
@@ -72,17 +87,46 @@ def drop_highest_loss(df: pd.DataFrame, k: int) -> pd.DataFrame:
     return df.drop(index=df["loss"].nlargest(k).index).reset_index(drop=True) if k > 0 else df
 
 
+# what a row filter may contain: columns, constants, arithmetic, comparisons, and/or/not, lists for `in`
+_WHERE_NODES = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.Invert, ast.USub, ast.UAdd,
+                ast.BinOp, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.BitAnd,
+                ast.BitOr, ast.Compare, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn,
+                ast.Name, ast.Load, ast.Constant, ast.List, ast.Tuple)
+
+
+def _check_where(where: str, columns) -> None:
+    """Reject anything but a row filter on the columns: no attribute access, calls, subscripts or
+    `@variables` (pandas would evaluate `loss.to_csv('/path')`, i.e. write files)."""
+    cols = {str(c) for c in columns}
+    quoted = re.findall(r"`([^`]*)`", where)
+    expr = re.sub(r"`[^`]*`", lambda m: f"_q{quoted.index(m.group()[1:-1])}", where)
+    try:
+        tree = ast.parse(expr.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise InsufficientDataError(f"--where {where!r} is not a valid filter: {exc.msg}") from None
+    for node in ast.walk(tree):
+        if not isinstance(node, _WHERE_NODES):
+            raise InsufficientDataError(
+                f"--where {where!r} is not a valid filter: {type(node).__name__} is not allowed; use columns, numbers, strings, "
+                "comparisons, and/or/not, e.g. \"w_bits >= 2 and N > 1e6\"")
+        if isinstance(node, ast.Name) and not node.id.startswith("_q") and node.id not in cols | {"True", "False"}:
+            raise InsufficientDataError(f"--where {where!r} is not a valid filter: unknown column {node.id!r}; columns: {', '.join(sorted(cols))}")
+
+
 def apply_where(df: pd.DataFrame, where: str | None) -> pd.DataFrame:
-    """Filter with a pandas `DataFrame.query` expression; errors become ValueError."""
+    """Filter with a pandas `DataFrame.query` row filter (columns, constants, comparisons, and/or/not
+    only); any problem is an InsufficientDataError with a one-line message."""
     if not where:
         return df
+    _check_where(where, df.columns)
     try:
-        out = df.query(where)
-    except Exception as exc:  # pandas raises many types (SyntaxError, UndefinedVariableError, …)
-        raise InsufficientDataError(f"--where {where!r} is not a valid filter: {exc}") from None
-    if not isinstance(out, pd.DataFrame):
-        raise InsufficientDataError(f"--where {where!r} must be a boolean row filter")
-    return out.reset_index(drop=True)
+        mask = df.eval(where)
+    except Exception as exc:  # pandas raises many types (TypeError, ValueError, KeyError, …)
+        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise InsufficientDataError(f"--where {where!r} is not a valid filter: {first}") from None
+    if not (isinstance(mask, pd.Series) and pd.api.types.is_bool_dtype(mask)):
+        raise InsufficientDataError(f"--where {where!r} must be a true/false condition per run, e.g. \"w_bits >= 2\"")
+    return df[mask].reset_index(drop=True)
 
 
 def validate(df: pd.DataFrame, law_name: str, n_params: int, uses_precision: bool) -> pd.DataFrame:
@@ -95,6 +139,10 @@ def validate(df: pd.DataFrame, law_name: str, n_params: int, uses_precision: boo
     badnd = df[~((df["N"] > 0) & (df["D"] > 0) & np.isfinite(df["N"]) & np.isfinite(df["D"]))]
     if len(badnd):
         raise InsufficientDataError(f"{len(badnd)} run(s) have missing or non-positive N or D (rows {list(badnd.index[:5])})")
+    badbits = df[~((df["w_bits"] > 0) & (df["a_bits"] > 0) & np.isfinite(df["w_bits"]) & np.isfinite(df["a_bits"]))]
+    if len(badbits):
+        raise InsufficientDataError(f"{len(badbits)} run(s) have non-numeric or non-positive w_bits/a_bits "
+                                    f"(rows {list(badbits.index[:5])})")
     if not uses_precision:
         quant = df["label"] != BASE_LABEL
         if quant.any():

@@ -11,27 +11,13 @@ Conventions (documented in the report):
 """
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
 
+from quest_lab.analysis.data import label_bits
 from quest_lab.analysis.fit import FitResult
 from quest_lab.analysis.law_base import BASE_LABEL
-
-_BITS = re.compile(r":w([0-9.]+)a([0-9.]+)$")
-
-
-def label_bits(label: str) -> tuple[float, float]:
-    """(w_bits, a_bits) of a precision label; (16, 16) for the base."""
-    if label == BASE_LABEL:
-        return 16.0, 16.0
-    m = _BITS.search(label)
-    if not m:
-        raise ValueError(f"precision label {label!r} is not of the form '<quantizer>:w<w>a<a>'")
-    return float(m.group(1)), float(m.group(2))
-
 
 def memory_bits(N, w_bits) -> np.ndarray:
     return np.asarray(w_bits, float) * np.asarray(N, float)
@@ -103,13 +89,16 @@ def optimal_precision_compute(result: FitResult, C: float) -> pd.DataFrame:
 
 
 def pareto_mask(cost: np.ndarray, loss: np.ndarray) -> np.ndarray:
-    """True for runs no other run beats on both cost and loss (lower is better for both)."""
+    """True for runs no other run dominates (another run as good on cost and loss and better on one;
+    lower is better for both).  Exact duplicates are all on the frontier; runs with a NaN or
+    infinite cost or loss never are (and do not dominate)."""
     cost, loss = np.asarray(cost, float), np.asarray(loss, float)
-    order = np.lexsort((loss, cost))
     mask = np.zeros(cost.size, bool)
-    best = np.inf
-    for i in order:
-        if loss[i] < best:
+    best, best_cost = np.inf, np.nan
+    for i in np.lexsort((loss, cost)):
+        if not (np.isfinite(cost[i]) and np.isfinite(loss[i])):
+            continue
+        if loss[i] < best or (loss[i] == best and cost[i] == best_cost):
             mask[i] = True
-            best = loss[i]
+            best, best_cost = loss[i], cost[i]
     return mask

@@ -62,8 +62,7 @@ class Problem:
             theta = theta[None, :]
         logp, jac = self.law.batch_log_predict(theta, self.d)
         r = logp - self.d.y
-        a = np.abs(r)
-        h = np.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))
+        h = huber(r, self.delta)
         hp = np.clip(r, -self.delta, self.delta)
         if self.weights is not None:
             w = self.weights if self.weights.ndim == 1 else self.weights[rows]

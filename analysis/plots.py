@@ -172,7 +172,9 @@ def efficiency_bars(fit: FitResult) -> Figure:
                     xytext=(0, 3), textcoords="offset points", fontsize=8)
     ax.axhline(1.0, color="#111111", lw=0.8, ls="--")
     ax.set_ylabel("efficiency per bit  eff(P)·16/P")
-    ax.set_title(f"Efficiency per bit ({fit.law} law; {fit.config.ci:.0%} bootstrap CIs)")
+    has_ci = bool(np.isfinite(table["eff_per_bit_lo"].to_numpy(float)[table["label"] != BASE_LABEL]).any())
+    ax.set_title(f"Efficiency per bit ({fit.law} law; "
+                 + (f"{fit.config.ci:.0%} bootstrap CIs)" if has_ci else "no CIs: fitted with --bootstrap 0)"))
     ax.tick_params(axis="x", rotation=20)
     return fig
 

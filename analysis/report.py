@@ -170,6 +170,10 @@ def write_report(inputs: ReportInputs) -> Path:
         h = fit.holdout
         holdout = (f"<p>Hold-out of the largest N = {h['N']:.3g} ({h['n_runs']} runs): mean |relative error| "
                    f"{h['mean_abs_rel_error']:.2%}, max {h['max_abs_rel_error']:.2%}.</p>")
+    elif fit.holdout:
+        holdout = f"<p class='warn'>Hold-out of the largest N: {html.escape(str(fit.holdout.get('note')))}</p>"
+    ci_text = (f"bootstrap {fit.config.bootstrap} resamples, {fit.config.ci:.0%} intervals" if fit.ci
+               else "no confidence intervals (fitted with --bootstrap 0)")
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     provenance = pd.DataFrame([
         {"item": "runs source", "value": inputs.source}, {"item": "sweeps", "value": ", ".join(sweeps) or "—"},
@@ -184,7 +188,7 @@ def write_report(inputs: ReportInputs) -> Path:
 <p class="sub">{html.escape(fit.formula)} — {fit.n_runs} runs fitted, {len(runs)} runs shown, generated {now}</p>
 <h2 id="fit">Fit</h2>
 <p>Objective (sum-Huber on log residuals) {fit.objective:.6g}; R² {fit.r2:.4f};
-bootstrap {fit.config.bootstrap} resamples, {fit.config.ci:.0%} intervals.</p>
+{ci_text}.</p>
 {_table(fit_table(fit))}
 {holdout}
 <ul>{warn}</ul>

@@ -101,6 +101,12 @@ def test_parameter_at_bound_warns_but_fits(tmp_path):
 @pytest.mark.parametrize("args, edit, message", [
     (["--where", "w_bits >="], None, "is not a valid filter"),
     (["--where", "nosuchcol > 1"], None, "is not a valid filter"),
+    (["--where", "loss.to_csv('leak.csv') == 0"], None, "Call is not allowed"),  # pandas would write the file
+    (["--where", "@pd"], None, "is not a valid filter"),
+    (["--where", "N"], None, "must be a true/false condition per run"),
+    (["--where", "nosuchcol > 1"], None, "unknown column 'nosuchcol'"),
+    ([], lambda df: df.assign(w_bits=df["w_bits"].where(df.index != 2, 0)), "non-positive w_bits/a_bits (rows [2])"),
+    ([], lambda df: df.assign(a_bits=df["a_bits"].astype(object).where(df.index != 1, "x")), "non-numeric"),
     (["--where", "N == 200000"], None, "needs 16-bit runs at >= 2 model sizes and >= 2 token budgets; found sizes"),
     (["--where", "D == 65536"], None, "found sizes"),
     (["--where", "w_bits < 16"], None, "needs 16-bit runs"),
@@ -123,7 +129,7 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, edit, message):
     assert res.exit_code == 2, res.output
     assert message in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
-    assert not out.exists()
+    assert not out.exists() and not (tmp_path / "leak.csv").exists() and not Path("leak.csv").exists()
 
 
 def test_missing_inputs_exit_2(tmp_path, monkeypatch):

@@ -55,6 +55,17 @@ def test_pareto_mask():
     assert derived.pareto_mask(cost, loss).tolist() == [True, True, False, True, True]
 
 
+def test_pareto_mask_ties_and_non_finite():
+    # equal cost: only the lower loss; equal loss: only the cheaper; exact duplicates: both
+    cost = np.array([1.0, 1.0, 2.0, 3.0, 3.0, 4.0])
+    loss = np.array([5.0, 4.0, 4.0, 3.0, 3.0, 2.0])
+    assert derived.pareto_mask(cost, loss).tolist() == [False, True, False, True, True, True]
+    # a run with unknown cost (NaN N) or loss must neither join nor cut the frontier
+    cost = np.array([1.0, np.nan, 2.0, 3.0, np.inf])
+    loss = np.array([5.0, 1.0, 4.0, np.nan, 0.5])
+    assert derived.pareto_mask(cost, loss).tolist() == [True, False, True, False, False]
+
+
 def test_label_bits():
     assert derived.label_bits("rtn:w1.58a8") == (1.58, 8.0)
     with pytest.raises(ValueError, match="not of the form"):

@@ -10,20 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from test_fit_cli import smoke_frame  # same synthetic smoke-sweep runs
+from test_fit_cli import smoke_frame, smoke_store  # noqa: F401  (same synthetic smoke-sweep runs; fixture)
 
 runner = CliRunner()
 PNGS = ["loss_vs_n.png", "pareto_memory.png", "pareto_compute.png", "efficiency_per_bit.png", "residuals.png"]
 CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), None)
-
-
-@pytest.fixture
-def smoke_store(tmp_path) -> str:
-    from quest_lab.store import Store
-
-    url = f"sqlite:///{tmp_path / 'results.db'}"
-    Store(url).import_runs("smoke", "test", smoke_frame().to_dict("records"))
-    return url
 
 
 def _check_report(out: Path) -> str:
@@ -104,3 +95,30 @@ def test_report_renders_in_headless_chromium(tmp_path):
         assert (img[..., :3].mean(axis=-1) < 0.95).mean() > 0.01, "an inlined plot is blank"
     if shutil.which("file"):
         assert "PNG image" in subprocess.run(["file", str(shot)], capture_output=True, text=True).stdout
+
+
+def test_report_on_store_with_diverged_and_failed_runs_and_no_cis(tmp_path):
+    import sqlite3
+
+    from quest_lab.store import Store
+
+    db = tmp_path / "results.db"
+    url = f"sqlite:///{db}"
+    frame = smoke_frame()
+    frame = frame[frame["N"] < 3e6]  # two sizes: the hold-out refit cannot be done
+    Store(url).import_runs("smoke", "test", frame.to_dict("records"))
+    with sqlite3.connect(db) as con:  # a diverged run (inf loss) and a failed one (no loss)
+        con.execute("UPDATE runs SET status='diverged', final_eval_loss=1e308*10 WHERE run_id='run00'")
+        con.execute("UPDATE runs SET status='failed', final_eval_loss=NULL WHERE run_id='run01'")
+    res = runner.invoke(app, ["fit", "--store", url, "--bootstrap", "0", "--holdout-largest"])
+    assert res.exit_code == 0, res.output
+    assert "cannot refit without the largest N" in res.stdout
+    out = tmp_path / "rep"
+    res = runner.invoke(app, ["report", "--store", url, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    html = (out / "index.html").read_text()
+    assert f"{len(frame) - 2} runs fitted, {len(frame) - 2} runs shown" in html  # only completed runs
+    assert "no confidence intervals (fitted with --bootstrap 0)" in html
+    assert "cannot refit without the largest N" in html
+    for png in PNGS:
+        assert (out / png).stat().st_size > 5000, png
