@@ -33,6 +33,74 @@ _FWD_DEFAULT_2P = LaunchConfig(rows=32, num_warps=4, programs_per_sm=2, num_stag
 
 
 @triton.jit
+def _hadamard_operands(ptr, BLOCK: tl.constexpr, LOG2B: tl.constexpr, HAD: tl.constexpr, SPLIT: tl.constexpr):
+    """The ±1 Hadamard (fp32) and its 16-bit copy for `_hdot` (ptr's dtype if SPLIT == 1, else bf16);
+    built once per program and reused by every tile.  Zeros (unused) when HAD is off."""
+    if HAD:
+        h = _hadamard_pm1(BLOCK, LOG2B)
+    else:
+        h = tl.zeros([BLOCK, BLOCK], dtype=tl.float32)
+    if SPLIT == 1:
+        h_in = h.to(ptr.dtype.element_ty)
+    else:
+        h_in = h.to(tl.bfloat16)
+    return h, h_in
+
+
+@triton.jit
+def _grid_round(y, s, delta, inv_delta, LEVELS: tl.constexpr, FAST_DIV: tl.constexpr):
+    """Grid index j of clamp(y, −s, s) on the 2^b levels (j − ½)Δ (DESIGN.md §3), half-to-even."""
+    if FAST_DIV:
+        v = tl.minimum(tl.maximum(y, -s), s) * inv_delta + 0.5
+    else:
+        v = tl.div_rn(tl.minimum(tl.maximum(y, -s), s), delta) + 0.5
+    j = (v + 12582912.0) - 12582912.0  # round half-to-even, as torch.round
+    return tl.minimum(tl.maximum(j, 1.0 - LEVELS // 2), 1.0 * (LEVELS // 2))
+
+
+@triton.jit
+def _derotate_codes(j, h, h16, dscale, EXACT_CODES: tl.constexpr):
+    """Q(y)·Hᵀ exactly, through the odd-integer codes 2j − 1 (|·| ≤ 255), times Δ/(2√block)."""
+    codes = 2.0 * j - 1.0
+    if EXACT_CODES:
+        back = tl.dot(codes, h, input_precision="ieee")
+    else:
+        back = tl.dot(codes.to(tl.float16), h16)
+    return back * dscale
+
+
+@triton.jit
+def _pack_bits(keep, T: tl.constexpr, BLOCK: tl.constexpr):
+    """[T, BLOCK] bool → [T, BLOCK/8] uint8: element 8i + j is bit j of byte i."""
+    bits = tl.reshape(keep.to(tl.int32), (T, BLOCK // 8, 8))
+    weights = (1 << tl.arange(0, 8))[None, None, :]
+    return tl.sum(bits * weights, axis=2).to(tl.uint8)
+
+
+@triton.jit
+def _unpack_bits(mask_ptr, moffs, col, ok):
+    """Bit c % 8 of byte c // 8 for each column c (each byte re-read from L1 by 8 lanes)."""
+    mbyte = tl.load(mask_ptr + moffs, mask=ok, other=0).to(tl.int32)
+    return ((mbyte >> (col % 8)[None, :]) & 1) != 0
+
+
+@triton.jit
+def _masked_grad(g, keep, h, h_in, h_bf, inv_sqrt_b, HAD: tl.constexpr, PRE_ROT: tl.constexpr,
+                 SPLIT: tl.constexpr, SPLIT_MID: tl.constexpr):
+    """∂x = ((g·H) ⊙ M)·Hᵀ (H symmetric); g already rotated when PRE_ROT; g ⊙ M without Hadamard."""
+    if HAD:
+        if PRE_ROT:
+            gr = g.to(tl.float32)
+        else:
+            gr = _hdot(g, h, h_in, SPLIT) * inv_sqrt_b
+        dx = _hdot(tl.where(keep, gr, 0.0), h, h_bf, SPLIT_MID) * inv_sqrt_b
+    else:
+        dx = tl.where(keep, g.to(tl.float32), 0.0)
+    return dx
+
+
+
+@triton.jit
 def _quest_fwd_kernel(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha, trust, inv_sqrt_b,
                       LEVELS: tl.constexpr, BLOCK: tl.constexpr, LOG2B: tl.constexpr,
                       ROWS: tl.constexpr, HAD: tl.constexpr, DEROT: tl.constexpr,
@@ -41,14 +109,7 @@ def _quest_fwd_kernel(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha, trus
     """MASK_MODE: 0 = packed by reshape + sum, 1 = packed by a dot with byte weights, 2 = one byte."""
     r = tl.arange(0, ROWS)
     col = tl.arange(0, BLOCK)
-    if HAD:
-        h = _hadamard_pm1(BLOCK, LOG2B)  # built once per program, reused by every tile
-    else:
-        h = tl.zeros([BLOCK, BLOCK], dtype=tl.float32)  # unused
-    if SPLIT == 1:
-        h_in = h.to(x_ptr.dtype.element_ty)
-    else:
-        h_in = h.to(tl.bfloat16)
+    h, h_in = _hadamard_operands(x_ptr, BLOCK, LOG2B, HAD, SPLIT)
     h16 = h.to(tl.float16)
     bcol = tl.arange(0, BLOCK // 8)
     if MASK_MODE == 1:  # byte weights: column i of pw has 2^j at row 8i + j
@@ -85,21 +146,11 @@ def _quest_fwd_kernel(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha, trus
                 y = _hdot(x, h, h_in, SPLIT) * inv_sqrt_b
             else:
                 y = x.to(tl.float32)
-            if FAST_DIV:
-                v = tl.minimum(tl.maximum(y, -s), s) * inv_delta + 0.5
-            else:
-                v = tl.div_rn(tl.minimum(tl.maximum(y, -s), s), delta) + 0.5
-            j = (v + 12582912.0) - 12582912.0  # round half-to-even, as torch.round
-            j = tl.minimum(tl.maximum(j, 1.0 - LEVELS // 2), 1.0 * (LEVELS // 2))
+            j = _grid_round(y, s, delta, inv_delta, LEVELS, FAST_DIV)
             q = (j - 0.5) * delta
             keep = tl.abs(q - y) <= tsig
-            if DEROT:  # de-rotate exactly through the odd-integer codes 2j − 1 (|·| ≤ 255)
-                codes = 2.0 * j - 1.0
-                if EXACT_CODES:
-                    back = tl.dot(codes, h, input_precision="ieee")
-                else:
-                    back = tl.dot(codes.to(tl.float16), h16)
-                out = back * dscale
+            if DEROT:
+                out = _derotate_codes(j, h, h16, dscale, EXACT_CODES)
             else:
                 out = q
             tl.store(out_ptr + offs, out.to(out_ptr.dtype.element_ty), mask=rok[:, None])
@@ -113,9 +164,7 @@ def _quest_fwd_kernel(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha, trus
                         pk = tl.dot(keep.to(tl.float16), pw16)
                     packed = pk.to(tl.int32).to(tl.uint8)
                 else:
-                    bits = tl.reshape(keep.to(tl.int32), (ROWS, BLOCK // 8, 8))
-                    weights = (1 << tl.arange(0, 8))[None, None, :]
-                    packed = tl.sum(bits * weights, axis=2).to(tl.uint8)
+                    packed = _pack_bits(keep, ROWS, BLOCK)
                 tl.store(mask_ptr + mbase + b * (BLOCK // 8), packed, mask=rok[:, None])
 
 
@@ -127,14 +176,7 @@ def _quest_bwd_kernel(g_ptr, mask_ptr, dx_ptr, NBLK, inv_sqrt_b,
     """Flat tiles of T consecutive Hadamard blocks (row-major (M, K) = NBLK blocks of BLOCK)."""
     r = tl.arange(0, T)
     col = tl.arange(0, BLOCK)
-    if HAD:
-        h = _hadamard_pm1(BLOCK, LOG2B)
-    else:
-        h = tl.zeros([BLOCK, BLOCK], dtype=tl.float32)  # unused
-    if SPLIT == 1:
-        h_in = h.to(g_ptr.dtype.element_ty)
-    else:
-        h_in = h.to(tl.bfloat16)
+    h, h_in = _hadamard_operands(g_ptr, BLOCK, LOG2B, HAD, SPLIT)
     h_bf = h.to(tl.bfloat16)
     n_tiles = tl.cdiv(NBLK, T)
     for tile in range(tl.program_id(0), n_tiles, tl.num_programs(0)):  # persistent grid
@@ -144,19 +186,9 @@ def _quest_bwd_kernel(g_ptr, mask_ptr, dx_ptr, NBLK, inv_sqrt_b,
         g = tl.load(g_ptr + offs, mask=ok, other=0.0)
         if MASK_BYTES:
             keep = tl.load(mask_ptr + offs, mask=ok, other=0) != 0
-        else:  # bit c % 8 of byte c // 8 (each byte re-read from L1 by 8 lanes)
-            moffs = t[:, None] * (BLOCK // 8) + (col // 8)[None, :]
-            mbyte = tl.load(mask_ptr + moffs, mask=ok, other=0).to(tl.int32)
-            keep = ((mbyte >> (col % 8)[None, :]) & 1) != 0
-        if HAD:
-            if PRE_ROT:
-                gr = g.to(tl.float32)
-            else:
-                gr = _hdot(g, h, h_in, SPLIT) * inv_sqrt_b
-            gm = tl.where(keep, gr, 0.0)
-            dx = _hdot(gm, h, h_bf, SPLIT_MID) * inv_sqrt_b
         else:
-            dx = tl.where(keep, g.to(tl.float32), 0.0)
+            keep = _unpack_bits(mask_ptr, t[:, None] * (BLOCK // 8) + (col // 8)[None, :], col, ok)
+        dx = _masked_grad(g, keep, h, h_in, h_bf, inv_sqrt_b, HAD, PRE_ROT, SPLIT, SPLIT_MID)
         tl.store(dx_ptr + offs, dx.to(dx_ptr.dtype.element_ty), mask=ok)
 
 
@@ -168,14 +200,7 @@ def _quest_fwd_kernel_1pass(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha
     T: tl.constexpr = ROWS * NBP
     r = tl.arange(0, T)
     col = tl.arange(0, BLOCK)
-    if HAD:
-        h = _hadamard_pm1(BLOCK, LOG2B)  # built once per program, reused by every tile
-    else:
-        h = tl.zeros([BLOCK, BLOCK], dtype=tl.float32)  # unused
-    if SPLIT == 1:
-        h_in = h.to(x_ptr.dtype.element_ty)
-    else:
-        h_in = h.to(tl.bfloat16)
+    h, h_in = _hadamard_operands(x_ptr, BLOCK, LOG2B, HAD, SPLIT)
     h16 = h.to(tl.float16)
     n_tiles = tl.cdiv(M, ROWS)
     for tile in range(tl.program_id(0), n_tiles, tl.num_programs(0)):  # persistent grid
@@ -195,26 +220,15 @@ def _quest_fwd_kernel_1pass(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha
         sigma = tl.sqrt_rn(ss / K)[:, None]
         s = alpha * sigma + 1e-8
         delta = (2.0 * s) / (LEVELS - 1)
-        v = tl.div_rn(tl.minimum(tl.maximum(y, -s), s), delta) + 0.5
-        j = (v + 12582912.0) - 12582912.0  # round half-to-even, as torch.round
-        j = tl.minimum(tl.maximum(j, 1.0 - LEVELS // 2), 1.0 * (LEVELS // 2))
+        j = _grid_round(y, s, delta, delta, LEVELS, False)
         q = (j - 0.5) * delta
         keep = tl.abs(q - y) <= trust * sigma
-        # x̂: rotated domain, or de-rotated exactly through the odd-integer codes 2j − 1 (|·| ≤ 255)
-        if DEROT:
-            codes = 2.0 * j - 1.0
-            if EXACT_CODES:
-                back = tl.dot(codes, h, input_precision="ieee")
-            else:
-                back = tl.dot(codes.to(tl.float16), h16)
-            out = back * (delta * (0.5 * inv_sqrt_b))
+        if DEROT:  # x̂ in the rotated domain, or de-rotated exactly
+            out = _derotate_codes(j, h, h16, delta * (0.5 * inv_sqrt_b), EXACT_CODES)
         else:
             out = q
         tl.store(out_ptr + offs, out.to(out_ptr.dtype.element_ty), mask=valid[:, None])
-        # trust mask → bits: element 8i + b is bit b of byte i
-        bits = tl.reshape(keep.to(tl.int32), (T, BLOCK // 8, 8))
-        weights = (1 << tl.arange(0, 8))[None, None, :]
-        packed = tl.sum(bits * weights, axis=2).to(tl.uint8)
+        packed = _pack_bits(keep, T, BLOCK)  # trust mask → bits
         bcol = tl.arange(0, BLOCK // 8)
         moffs = row.to(tl.int64)[:, None] * (K // 8) + (blk * (BLOCK // 8))[:, None] + bcol[None, :]
         tl.store(mask_ptr + moffs, packed, mask=valid[:, None])
@@ -229,14 +243,7 @@ def _quest_bwd_kernel_rows(g_ptr, mask_ptr, dx_ptr, M, K, NB, inv_sqrt_b,
     T: tl.constexpr = ROWS * NBP
     r = tl.arange(0, T)
     col = tl.arange(0, BLOCK)
-    if HAD:
-        h = _hadamard_pm1(BLOCK, LOG2B)
-    else:
-        h = tl.zeros([BLOCK, BLOCK], dtype=tl.float32)  # unused
-    if SPLIT == 1:
-        h_in = h.to(g_ptr.dtype.element_ty)
-    else:
-        h_in = h.to(tl.bfloat16)
+    h, h_in = _hadamard_operands(g_ptr, BLOCK, LOG2B, HAD, SPLIT)
     h_bf = h.to(tl.bfloat16)
     n_tiles = tl.cdiv(M, ROWS)
     for tile in range(tl.program_id(0), n_tiles, tl.num_programs(0)):  # persistent grid
@@ -245,19 +252,9 @@ def _quest_bwd_kernel_rows(g_ptr, mask_ptr, dx_ptr, M, K, NB, inv_sqrt_b,
         valid = (row < M) & (blk < NB)
         offs = row.to(tl.int64)[:, None] * K + (blk * BLOCK)[:, None] + col[None, :]
         g = tl.load(g_ptr + offs, mask=valid[:, None], other=0.0)
-        # mask bit of element c: byte c // 8 (re-read from L1 by 8 lanes), bit c % 8
         moffs = row.to(tl.int64)[:, None] * (K // 8) + (blk * (BLOCK // 8))[:, None] + (col // 8)[None, :]
-        mbyte = tl.load(mask_ptr + moffs, mask=valid[:, None], other=0).to(tl.int32)
-        keep = ((mbyte >> (col % 8)[None, :]) & 1) != 0
-        if HAD:
-            if PRE_ROT:
-                gr = g.to(tl.float32)
-            else:
-                gr = _hdot(g, h, h_in, SPLIT) * inv_sqrt_b
-            gm = tl.where(keep, gr, 0.0)
-            dx = _hdot(gm, h, h_bf, SPLIT_MID) * inv_sqrt_b
-        else:
-            dx = tl.where(keep, g.to(tl.float32), 0.0)
+        keep = _unpack_bits(mask_ptr, moffs, col, valid[:, None])
+        dx = _masked_grad(g, keep, h, h_in, h_bf, inv_sqrt_b, HAD, PRE_ROT, SPLIT, SPLIT_MID)
         tl.store(dx_ptr + offs, dx.to(dx_ptr.dtype.element_ty), mask=valid[:, None])
 
 
