@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from quest_lab.analysis import derived
 from quest_lab.analysis.fit import FitResult
@@ -23,8 +23,23 @@ PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
 MAX_GROUPS = 9  # curves per panel (single precision) or panels (several precisions, max 6 shown)
 
 
-def _logx(ax) -> None:
+def _short(value: float, _pos=None) -> str:
+    """Compact number for ticks and titles: 2e4, 1.5e5, 0.3 (no '+05' padding)."""
+    if value == 0 or 1e-2 <= abs(value) < 1e4:
+        return f"{value:.3g}"
+    mant, exp = f"{value:.2e}".split("e")
+    return f"{float(mant):g}e{int(exp)}"
+
+
+def _logx(ax, values) -> None:
+    """Log x axis that is labelled even when the data span less than a decade (matplotlib's
+    default then labels at most one tick): ticks at 1, 2, 5 × 10^k (every digit within one decade)."""
     ax.set_xscale("log")
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v) & (v > 0)]
+    span = np.log10(v.max() / v.min()) if v.size else 3.0
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0,) if span > 2.5 else (1.0, 2.0, 5.0) if span > 1 else np.arange(1.0, 10.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(_short))
     ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap on short ranges
 
 
@@ -73,8 +88,8 @@ def _curve_inputs(kind: str, value: float, n_grid: np.ndarray) -> tuple[np.ndarr
 
 
 def _group_title(kind: str, value: float) -> str:
-    return {"D": f"D = {value:.3g} tokens", "D/N": f"D/N = {value:.3g} tokens/param",
-            "C": f"C ≈ {value:.2g} FLOPs"}[kind]
+    return {"D": f"D = {_short(value)} tokens", "D/N": f"D/N = {_short(value)} tokens/param",
+            "C": f"C ≈ {_short(float(f'{value:.2g}'))} FLOPs"}[kind]
 
 
 def loss_vs_n(runs: pd.DataFrame, fit: FitResult) -> Figure:
@@ -109,9 +124,12 @@ def loss_vs_n(runs: pd.DataFrame, fit: FitResult) -> Figure:
                     w, a = derived.label_bits(label)
                     N, D = _curve_inputs(kind, value, n_grid)
                     ax.plot(N, fit.predict(N, D, label, w, a), color=color, lw=1.4, alpha=0.9)
-        _logx(ax)
+        _logx(ax, n_grid)
         ax.set_xlabel("N (non-embedding parameters)")
         ax.set_title(_group_title(kind, panel) if panel is not None else f"{fit.law} fit: loss vs N")
+    if not single:
+        fig.suptitle(f"{fit.law} law: observed loss (points) and fitted law (lines) per training budget",
+                     fontweight="bold")
     lo, hi = float(runs["loss"].min()), float(runs["loss"].max())
     pad = 0.12 * max(hi - lo, 0.05 * hi)
     axes[0].set_ylim(lo - pad, hi + pad)  # curves may extrapolate far beyond the data
@@ -131,7 +149,7 @@ def _pareto(ax, x: np.ndarray, runs: pd.DataFrame, xlabel: str, title: str) -> N
     fx, fy = x[mask][order], loss[mask][order]
     ax.step(fx, fy, where="post", color="#e6550d", lw=2.2, zorder=3, label="Pareto frontier")
     ax.scatter(fx, fy, s=60, facecolors="none", edgecolors="#e6550d", linewidths=1.8, zorder=4)
-    _logx(ax)
+    _logx(ax, x)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("final eval loss (nats)")
     ax.set_title(title)
@@ -167,9 +185,9 @@ def efficiency_bars(fit: FitResult) -> Figure:
     if len(bars):
         bars[int(np.nanargmax(y))].set_edgecolor("#e6550d")
         bars[int(np.nanargmax(y))].set_linewidth(2.5)
-    for bar, value in zip(bars, y):
-        ax.annotate(f"{value:.2f}", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom",
-                    xytext=(0, 3), textcoords="offset points", fontsize=8)
+    for bar, value in zip(bars, y):  # inside the bar, clear of the error bar
+        ax.annotate(f"{value:.2f}", (bar.get_x() + bar.get_width() / 2, value / 2), ha="center", va="center",
+                    color="white", fontsize=9, fontweight="bold")
     ax.axhline(1.0, color="#111111", lw=0.8, ls="--")
     ax.set_ylabel("efficiency per bit  eff(P)·16/P")
     has_ci = bool(np.isfinite(table["eff_per_bit_lo"].to_numpy(float)[table["label"] != BASE_LABEL]).any())
@@ -190,9 +208,9 @@ def residuals(runs: pd.DataFrame, pred: np.ndarray) -> Figure:
             sel = (runs["label"] == label).to_numpy()
             ax.scatter(runs[col].to_numpy(float)[sel], rel[sel], s=18, color=colors[label], alpha=0.8, label=label)
         ax.axhline(0, color="#111111", lw=0.8)
-        _logx(ax)
+        _logx(ax, runs[col])
         ax.set_xlabel(name)
     axes[0].set_ylabel("residual (pred − obs)/obs  [%]")
-    axes[0].set_title("Fit residuals")
+    fig.suptitle("Fit residuals: relative error of the fitted law per run", fontweight="bold")
     axes[1].legend(loc="best")
     return fig

@@ -70,3 +70,17 @@ def test_label_bits():
     assert derived.label_bits("rtn:w1.58a8") == (1.58, 8.0)
     with pytest.raises(ValueError, match="not of the form"):
         derived.label_bits("weird")
+
+
+def test_compute_optimal_of_a_quantized_precision_matches_closed_form():
+    """W4A4 with eff 0.8: A → A·eff^−α and N·D = C·256/(6·4·4) (BOPs), else the Chinchilla closed form."""
+    res = _result()
+    C = 1e21
+    got = derived.compute_optimal(res, C, "quest:w4a4")
+    a, b = PARAMS["alpha"], PARAMS["beta"]
+    nd = C * 256 / (6 * 4 * 4)
+    G = (a * PARAMS["A"] * 0.8 ** -a / (b * PARAMS["B"])) ** (1 / (a + b))
+    n_opt = G * nd ** (b / (a + b))
+    assert got["N"] == pytest.approx(n_opt, rel=1e-4)
+    assert got["D"] == pytest.approx(nd / n_opt, rel=1e-4)
+    assert derived.memory_bits(got["N"], 4) == pytest.approx(4 * n_opt, rel=1e-4)

@@ -122,3 +122,20 @@ def test_report_on_store_with_diverged_and_failed_runs_and_no_cis(tmp_path):
     assert "cannot refit without the largest N" in html
     for png in PNGS:
         assert (out / png).stat().st_size > 5000, png
+
+
+def test_log_axes_are_labelled_on_short_ranges():
+    """The smoke sweep spans less than a decade in N and D: matplotlib's default labelled at most
+    one tick there (the residuals' D axis had none)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from quest_lab.analysis import normalise, plots
+
+    runs = normalise(smoke_frame())
+    fig = plots.residuals(runs, runs["loss"].to_numpy() * 1.01)
+    FigureCanvasAgg(fig).draw()
+    for ax in fig.axes:
+        lo, hi = ax.get_xlim()
+        shown = [t.get_text() for t, v in zip(ax.get_xticklabels(), ax.get_xticks()) if lo <= v <= hi and t.get_text()]
+        assert len(shown) >= 2, shown
+    assert plots._short(131072.0) == "1.31e5" and plots._short(0.05) == "0.05"
