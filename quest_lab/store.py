@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import create_engine, event, inspect, select
+from sqlalchemy import create_engine, event, inspect, select, update
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
@@ -66,6 +66,11 @@ def to_json(obj: Any) -> str:
 
 def _finite(x: float | None) -> bool:
     return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _chunks(ids: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
+    """Bounded IN (...) lists (SQLite's host-parameter limit)."""
+    return (ids[i:i + size] for i in range(0, len(ids), size))
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -122,10 +127,13 @@ class Store:
                 event.listen(self._engine, "connect", _sqlite_on_connect)
         return self._engine
 
-    def _readable(self) -> bool:
+    def _readable(self, table: str = "runs") -> bool:
         if not self.exists():
             return False
-        return inspect(self._get_engine()).has_table("runs")
+        try:
+            return inspect(self._get_engine()).has_table(table)
+        except DBAPIError as exc:  # server down, bad credentials, not a database file
+            raise StoreError(f"cannot read store {self.url!r}: {str(exc.orig).splitlines()[0]}") from exc
 
     def ensure_schema(self) -> None:
         """Create the tables (first write only) and check the layout version."""
@@ -135,7 +143,10 @@ class Store:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         engine = self._get_engine()
-        Base.metadata.create_all(engine)
+        try:
+            Base.metadata.create_all(engine)
+        except DBAPIError as exc:
+            raise StoreError(f"cannot write store {self.url!r}: {str(exc.orig).splitlines()[0]}") from exc
         with Session(engine) as s, s.begin():
             found = s.scalars(select(SchemaVersionRow.version)).all()
             if not found:
@@ -171,8 +182,7 @@ class Store:
         with Session(self._get_engine()) as s:
             if ids is None:
                 return {rid: st for rid, st in s.execute(select(RunRow.run_id, RunRow.status))}
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
+            for chunk in _chunks(ids):
                 rows = s.execute(select(RunRow.run_id, RunRow.status).where(RunRow.run_id.in_(chunk)))
                 out.update((rid, st) for rid, st in rows)
         return out
@@ -194,8 +204,7 @@ class Store:
             ids = [r[0] for r in runs]
             existing: set[str] = set()
             members: set[str] = set()
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
+            for chunk in _chunks(ids):
                 existing.update(s.scalars(select(RunRow.run_id).where(RunRow.run_id.in_(chunk))))
                 members.update(s.scalars(select(SweepRunRow.run_id).where(
                     SweepRunRow.sweep == name, SweepRunRow.run_id.in_(chunk))))
@@ -224,6 +233,15 @@ class Store:
             row = self._require(s, run_id)
             row.status, row.started_at, row.attempts = "running", _now(), attempt
             row.host = socket.gethostname()
+
+    def release(self, run_ids: Iterable[str]) -> int:
+        """Put runs left `running` by an interrupted driver back to `pending`; returns how many."""
+        ids = list(run_ids)
+        if not ids:
+            return 0
+        with self._session() as s, s.begin():
+            return s.execute(update(RunRow).where(RunRow.run_id.in_(ids), RunRow.status == "running")
+                             .values(status="pending", started_at=None)).rowcount
 
     def record_result(self, run_id: str, result: RunResult, attempts: int = 1) -> str:
         """Store a worker's result and its curves in one transaction; returns the stored status.
@@ -283,8 +301,8 @@ class Store:
                 s.flush()
             ids = [r["run_id"] for r in records]
             existing: set[str] = set()
-            for i in range(0, len(ids), 500):
-                existing.update(s.scalars(select(RunRow.run_id).where(RunRow.run_id.in_(ids[i:i + 500]))))
+            for chunk in _chunks(ids):
+                existing.update(s.scalars(select(RunRow.run_id).where(RunRow.run_id.in_(chunk))))
             members = set(s.scalars(select(SweepRunRow.run_id).where(SweepRunRow.sweep == sweep)))
             new = 0
             for r in records:
@@ -360,7 +378,7 @@ class Store:
 
     def latest_fit(self, law: str | None = None) -> dict[str, Any] | None:
         """The newest fit (of `law`, if given) as {id, law, created_at, sweep, payload}."""
-        if not self.exists() or not inspect(self._get_engine()).has_table("fits"):
+        if not self._readable("fits"):
             return None
         q = select(FitRow).order_by(FitRow.id.desc()).limit(1)
         if law is not None:

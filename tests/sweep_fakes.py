@@ -64,3 +64,10 @@ def seed_raises_train(cfg: RunConfig) -> RunResult:
     if cfg.seed % 2:
         raise ValueError(f"odd seed {cfg.seed}")
     return fake_train(cfg)
+
+
+def interrupt_train(cfg: RunConfig) -> RunResult:
+    """Ctrl-C arrives while seed 2 trains (seeds 0 and 1 finish first)."""
+    if cfg.seed == 2:
+        raise KeyboardInterrupt
+    return fake_train(cfg)

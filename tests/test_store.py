@@ -177,3 +177,35 @@ def test_export_and_runs_commands(tmp_path: Path) -> None:
     assert res.exit_code == 0 and rid in res.output
     res = runner.invoke(app, ["runs", "--store", url, "--status", "bogus"])
     assert res.exit_code == 2
+
+
+def test_release_puts_only_running_rows_back_to_pending(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'r.db'}")
+    done, running, pending = cfg(seed=0), cfg(seed=1), cfg(seed=2)
+    ids = _register(store, done, running, pending)
+    store.mark_running(ids[0])
+    store.record_result(ids[0], _result(done, 3.5))
+    store.mark_running(ids[1])
+    assert store.release(ids) == 1
+    assert store.statuses(ids) == {ids[0]: "completed", ids[1]: "pending", ids[2]: "pending"}
+
+
+def test_unreadable_store_is_a_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_text("not a database")
+    for args in (["runs"], ["export", str(tmp_path / "x.csv")]):
+        res = runner.invoke(app, [*args, "--store", f"sqlite:///{bad}"])
+        assert res.exit_code == 2 and "cannot read store" in res.output, res.output
+        assert "Traceback" not in res.output
+    with pytest.raises(StoreError, match="cannot read store"):
+        Store(f"sqlite:///{bad}").statuses(["x"])
+
+
+def test_export_of_an_empty_store(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    for fmt, reader in (("csv", pd.read_csv), ("parquet", pd.read_parquet)):
+        out = tmp_path / f"empty.{fmt}"
+        res = runner.invoke(app, ["export", "--format", fmt, str(out), "--store", url])
+        assert res.exit_code == 0 and "wrote 0 run(s)" in res.output, res.output
+        assert list(reader(out).columns) == list(RUN_COLUMNS)
+    assert not (tmp_path / "none.db").exists()

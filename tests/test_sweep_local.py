@@ -192,3 +192,36 @@ def test_progress_counts() -> None:
         p.finished("diverged")
         p.failed_run()
     assert (p.done, p.failed, p.diverged, p.retries) == (2, 1, 1, 1)
+
+
+def test_ctrl_c_leaves_no_running_rows_and_rerun_resumes(tmp_path: Path) -> None:
+    path = sweep_file(tmp_path, {"size": ["nano"], "bits": [4], "tokens": [1024], "seed": [0, 1, 2, 3]})
+    res = sweep(path, fn="interrupt_train")
+    assert res.exit_code == 130, res.output
+    assert "interrupted" in res.output and "again to resume" in res.output
+    frame = rows(tmp_path, None).set_index("seed")
+    assert frame.status.to_dict() == {0: "completed", 1: "completed", 2: "pending", 3: "pending"}
+    res = sweep(path)
+    assert res.exit_code == 0 and "4 total, 2 done, 2 to run" in res.output, res.output
+    assert (rows(tmp_path, None).status == "completed").all()
+
+
+def test_executor_that_stops_early_is_reported_interrupted(tmp_path: Path, monkeypatch) -> None:
+    """Ray Tune returns from fit() on Ctrl-C with trials still running: same outcome as local."""
+    from quest_lab.sweep import load_spec, plan, run_sweep
+    from quest_lab.sweep import runner as sweep_runner
+    from sweep_fakes import fake_train
+
+    class StopsEarly:
+        def run(self, runs, events):
+            events.started(runs[0].run_id, 1)
+            events.finished(runs[0].run_id, fake_train(runs[0].config), 1)
+            events.started(runs[1].run_id, 1)  # then Tune stops: no result for runs[1:]
+
+    monkeypatch.setattr(sweep_runner, "make_executor", lambda *a, **k: StopsEarly())
+    store = Store(f"sqlite:///{tmp_path / 'results.db'}")
+    the_plan = plan(load_spec(sweep_file(tmp_path, {"size": ["nano"], "tokens": [1024], "seed": [0, 1, 2]})),
+                    store, data_identity=lambda *k: "d")
+    outcome = run_sweep(the_plan, store, executor="ray", show_progress=False)
+    assert outcome.interrupted and outcome.unfinished == 2 and not outcome.ok
+    assert sorted(store.statuses().values()) == ["completed", "pending", "pending"]

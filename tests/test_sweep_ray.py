@@ -9,13 +9,22 @@ from typer.testing import CliRunner
 
 from cli import app
 from quest_lab.store import Store
-from quest_lab.sweep.ray_executor import worker_env
+from quest_lab.sweep.ray_executor import error_text, worker_env
 
 ray = pytest.importorskip("ray")
 runner = CliRunner()
 
 BASE = {"corpus": "shakespeare", "tokenizer": "byte", "seq_len": 32, "batch_size": 4,
         "device": "cpu", "eval_tokens": 256, "quantizer": "quest"}
+
+
+def test_error_text_puts_the_exception_first() -> None:
+    ray_text = ("Failure # 1 (occurred at 2026-01-01_00-00-00)\n\x1b[36mray::ImplicitFunc.train()\x1b[39m\n"
+                "Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n"
+                "ValueError: inner\n\nDuring handling...\nmy.pkg.TrainError: outer: bad\n")
+    text = error_text(ray_text)
+    assert text.splitlines()[0] == "my.pkg.TrainError: outer: bad" and "\x1b" not in text
+    assert error_text("no traceback here") == "no traceback here"
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +64,9 @@ def test_raising_trial_is_retried_then_stored_failed(ray_session, tmp_path: Path
     rows = frame(tmp_path)
     assert rows.status.tolist() == ["failed"]
     assert "boom: simulated crash" in rows.error.iloc[0] and rows.attempts.iloc[0] == 3
+    # the first line is the trial's exception, as the local executor stores it; no terminal colours
+    assert rows.error.iloc[0].startswith("RuntimeError: boom: simulated crash for size=nano seed=7\n")
+    assert "\x1b[" not in rows.error.iloc[0]
 
 
 def test_nan_is_diverged_and_rerun_is_a_no_op(ray_session, tmp_path: Path) -> None:

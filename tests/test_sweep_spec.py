@@ -159,3 +159,16 @@ def test_spec_error_is_one_line(tmp_path: Path) -> None:
         parse_spec(doc, "f.yaml")
     msg = str(ei.value)
     assert "\n" not in msg and msg.startswith("f.yaml: grid.size[0]:") and "nano" in msg
+
+
+def test_yaml_scientific_notation_is_a_number_and_hashes_like_the_integer(tmp_path: Path) -> None:
+    """PyYAML (YAML 1.1) reads `1e6` / `3e-4` as strings; a sweep file means numbers."""
+    text = ("name: sci\nbase: {corpus: shakespeare, tokenizer: byte, size: nano, lr: 3e-4}\n"
+            "grid:\n  tokens: [{}]\n  w_bits: [4]\n  a_bits: [{}]\n")
+    sci = load_spec(write(tmp_path, text.replace("{}", "1e6", 1).replace("{}", "4", 1), "a.yaml"))
+    plain = load_spec(write(tmp_path, text.replace("{}", "1000000", 1).replace("{}", "4.0", 1), "b.yaml"))
+    (a,), (b,) = expand(sci), expand(plain)
+    assert a.tokens == 1_000_000 and isinstance(a.tokens, int) and a.lr == 3e-4
+    assert a.run_id("d") == b.run_id("d")
+    with pytest.raises(SpecError, match=r"grid\.tokens\[0\]"):
+        load_spec(write(tmp_path, text.replace("{}", "1024.5", 1).replace("{}", "4", 1), "c.yaml"))

@@ -52,6 +52,15 @@ def _open_store(url: str | None):
         fail(str(e))
 
 
+def _read_runs(url: str | None, sweep: str | None, statuses: tuple[str, ...] | None):
+    from quest_lab.store import StoreError
+
+    try:
+        return _open_store(url).runs_frame(sweep=sweep, statuses=statuses)
+    except StoreError as e:
+        fail(str(e))
+
+
 @app.command("sweep")
 def sweep_command(
     file: Annotated[Path, typer.Argument(help="Sweep YAML (see sweeps/).")],
@@ -84,8 +93,11 @@ def sweep_command(
         except ValueError as e:
             fail(str(e))
     with _open_store(store or sweep.spec.store) as results:  # closed (WAL checkpointed) on exit
-        _plan_and_run(sweep, results, executor=executor, dry_run=dry_run, rerun_failed=rerun_failed,
-                      address=address, train_fn=fn, progress=progress)
+        try:
+            _plan_and_run(sweep, results, executor=executor, dry_run=dry_run, rerun_failed=rerun_failed,
+                          address=address, train_fn=fn, progress=progress)
+        except KeyboardInterrupt:  # before any run started: every store write is one transaction
+            _interrupted(sweep.name, file)
 
 
 def _plan_and_run(sweep, results, *, executor: ExecutorChoice, dry_run: bool, rerun_failed: bool,
@@ -113,10 +125,19 @@ def _plan_and_run(sweep, results, *, executor: ExecutorChoice, dry_run: bool, re
     startup = f", ray start-up {outcome.startup_s:.1f} s" if outcome.startup_s else ""
     console.print(f"sweep {sweep.name}: {c.get('completed', 0)} completed, {c.get('diverged', 0)} diverged, "
                   f"{c.get('failed', 0)} failed in {outcome.wall_s:.1f} s (executor {outcome.executor}{startup})")
+    if outcome.interrupted:
+        _interrupted(sweep.name, sweep.path, outcome.unfinished)
     if not outcome.ok:
         err_console.print(f"{c['failed']} run(s) failed: see `quest-lab runs --sweep {sweep.name} --status failed`; "
                           "`--rerun-failed` retries them")
         raise typer.Exit(1)
+
+
+def _interrupted(name: str, path, unfinished: int | None = None) -> NoReturn:
+    left = f"{unfinished} run(s) not finished are pending again; " if unfinished else ""
+    err_console.print(escape(f"sweep {name} interrupted: results so far are stored, {left}"
+                             f"run `quest-lab sweep {path}` again to resume"), highlight=False)
+    raise typer.Exit(130)
 
 
 def _print_plan(the_plan) -> None:
@@ -156,9 +177,7 @@ def runs_command(
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many rows (newest last).")] = 200,
 ) -> None:
     """List runs in the store as a table."""
-    results = _open_store(store)
-    statuses = (status.value,) if status is not None else None
-    frame = results.runs_frame(sweep=sweep, statuses=statuses)
+    frame = _read_runs(store, sweep, (status.value,) if status is not None else None)
     if frame.empty:
         console.print("no runs" + (f" in sweep {sweep}" if sweep else "") + (f" with status {status.value}" if status else ""))
         return
@@ -196,8 +215,7 @@ def export_command(
     store: StoreOpt = None,
 ) -> None:
     """Write runs (one row each) to CSV or Parquet."""
-    results = _open_store(store)
-    frame = results.runs_frame(sweep=sweep, statuses=(status.value,) if status else None)
+    frame = _read_runs(store, sweep, (status.value,) if status else None)
     if path.parent and not path.parent.exists():
         fail(f"directory {path.parent} does not exist")
     if format == ExportFormat.csv:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -66,24 +67,36 @@ def _trial(config: dict[str, Any], *, train_fn: TrainFn, runs: dict[str, dict[st
     tune.report({RESULT_KEY: json.dumps(result.to_dict())})
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_EXC_LINE = re.compile(r"^[\w.]*(Error|Exception|Interrupt|Exit)\b(:.*)?$")
+
+
+def error_text(text: str, head: str | None = None) -> str:
+    """Ray's error text -> 'Type: message' first (as the local executor stores it; by default the
+    traceback's last exception line), then the traceback without terminal colours."""
+    text = _ANSI.sub("", text).strip()
+    if head is None:
+        lines = [ln for ln in text.splitlines() if _EXC_LINE.match(ln)]
+        head = lines[-1] if lines else ""
+    return (f"{head}\n{text}" if head else text)[-8000:]
+
+
 def _trial_error(trial: Any) -> str:
-    exc = None
     try:
         exc = trial.get_pickled_error()
     except Exception:  # noqa: BLE001 - the error file may be unreadable; fall back to the text
-        pass
+        exc = None
     if exc is not None:
         cause = getattr(exc, "cause", None) or exc
-        return f"{type(cause).__name__}: {cause}\n{exc}"[-8000:]
-    text = None
+        return error_text(str(exc), head=f"{type(cause).__name__}: {cause}".splitlines()[0])
     for getter in (lambda: Path(trial.error_file).read_text(), trial.get_error):
         try:
             text = getter()
         except Exception:  # noqa: BLE001 - not written / not synced yet
             continue
         if text:
-            break
-    return str(text or "trial failed (no error text from Ray)")[-8000:]
+            return error_text(str(text))
+    return "trial failed (no error text from Ray)"
 
 
 def _events_callback(events: TrialEvents):

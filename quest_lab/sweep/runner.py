@@ -49,16 +49,20 @@ class StoreWriter:
         if run_id in self._t0:
             self.trial_s[run_id] = self.trial_s.get(run_id, 0.0) + time.perf_counter() - self._t0.pop(run_id)
 
+    def in_flight(self) -> list[str]:
+        """Runs started but not yet written as finished/failed."""
+        return list(self._t0)
+
     def finished(self, run_id: str, result: RunResult, attempts: int) -> None:
-        self._elapsed(run_id)
         status = self.store.record_result(run_id, result, attempts)
+        self._elapsed(run_id)  # after the write: an interrupted write leaves the run in flight
         self.counts[status] = self.counts.get(status, 0) + 1
         if self.progress:
             self.progress.finished(status)
 
     def failed(self, run_id: str, error: str, attempts: int) -> None:
-        self._elapsed(run_id)
         self.store.record_failure(run_id, error, attempts)
+        self._elapsed(run_id)
         self.counts["failed"] += 1
         log.warning("run %s failed after %d attempt(s): %s", run_id, attempts, error.splitlines()[0])
         if self.progress:
@@ -74,10 +78,15 @@ class SweepOutcome:
     startup_s: float = 0.0  # ray.init (0 for local / an already-running Ray)
     first_trial_s: float = 0.0  # from the executor's start to the first trial start (ray.init included)
     trial_s: dict[str, float] = field(default_factory=dict)  # driver-observed time per run
+    unfinished: int = 0  # runs of the plan with no result: the sweep was interrupted (Ctrl-C)
+
+    @property
+    def interrupted(self) -> bool:
+        return self.unfinished > 0
 
     @property
     def ok(self) -> bool:
-        return self.counts.get("failed", 0) == 0
+        return self.counts.get("failed", 0) == 0 and not self.interrupted
 
 
 def concurrency(sweep: Sweep) -> int:
@@ -148,10 +157,17 @@ def run_sweep(the_plan: Plan, store: Store, *, executor: str = "auto", address: 
     t0 = time.perf_counter()
     with SweepProgress(len(todo), sweep.name, enabled=show_progress) as progress:
         writer = StoreWriter(store, progress)
-        ex.run(todo, writer)
+        try:
+            ex.run(todo, writer)  # Ray Tune returns early on Ctrl-C; the local executor raises
+        except KeyboardInterrupt:
+            log.debug("sweep %s interrupted", sweep.name)
+        finally:
+            # Runs this driver left `running` go back to `pending`: the store says what is true.
+            store.release(writer.in_flight())
     outcome.wall_s = time.perf_counter() - t0
     outcome.startup_s = getattr(ex, "startup_s", 0.0)
     outcome.first_trial_s = (writer.first_start or t0) - t0
     outcome.counts = writer.counts
     outcome.trial_s = writer.trial_s
+    outcome.unfinished = len(todo) - sum(writer.counts.values())
     return outcome

@@ -45,12 +45,26 @@ class SpecError(ValueError):
         super().__init__(f"{file}: {where}: {message}" if where else f"{file}: {message}")
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 numbers: PyYAML (YAML 1.1) reads `1e6` and `3e-4` as strings; here they are floats."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
 def run_fields() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(RunConfig))
 
 
 def run_keys() -> tuple[str, ...]:
     return run_fields() + (JOINT_BITS,)
+
+
+_INT_FIELDS = frozenset(f.name for f in dataclasses.fields(RunConfig)
+                        if "int" in str(f.type) and "float" not in str(f.type))
 
 
 @lru_cache(maxsize=None)
@@ -120,6 +134,9 @@ def _check_value(file: str, where: str, key: str, value: Any) -> Any:
 
     if key == JOINT_BITS:
         return _bits_value(file, where, value)
+    if (key in _INT_FIELDS and isinstance(value, float) and value.is_integer()
+            and abs(value) < 2 ** 53):
+        value = int(value)  # `tokens: 1e6` means 1000000 (and hashes like it)
     try:
         value = _field_adapters()[key].validate_python(value, strict=True)
     except ValidationError as exc:
@@ -216,7 +233,7 @@ def load_spec(path: str | Path) -> Sweep:
     if not p.is_file():
         raise SpecError(p, "", "no such sweep file")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        raw = yaml.load(p.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else ""
