@@ -148,9 +148,23 @@ class RunConfig:
             raise ValueError(f"unknown run option(s) {unknown}; allowed: {', '.join(sorted(names))}")
         return cls(**d)
 
+    def resolved(self) -> dict[str, Any]:
+        """The config with its defaults resolved: D in tokens and the actual peak LR.
+
+        Two configs that train identically (`tokens_per_param: 25` and the equal `tokens`; `lr: null`
+        and the size's peak LR) resolve to the same dict, and a change to the size registry (its N
+        or peak LR) changes it.
+        """
+        from quest_lab.model import get_size
+
+        d = self.to_dict()
+        d.update(tokens=self.token_budget, tokens_per_param=None,
+                 lr=self.lr if self.lr is not None else get_size(self.size).peak_lr)
+        return d
+
     def run_id(self, data_identity: str = "") -> str:
         """Stable content hash of the resolved config + corpus/tokenizer identity + schema version."""
-        payload = {"config": self.to_dict(), "data": data_identity, "schema": SCHEMA_VERSION}
+        payload = {"config": self.resolved(), "data": data_identity, "schema": SCHEMA_VERSION}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

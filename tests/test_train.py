@@ -78,3 +78,13 @@ def test_full_precision_is_one_run_whatever_the_quantizer():
     assert a.quantizer == b.quantizer == "bf16"
     assert a.run_id("x") == b.run_id("x")
     assert RunConfig(quantizer="quest", w_bits=4, a_bits=16, tokens=1000, **FAST).quantizer == "quest"
+
+
+def test_run_id_hashes_the_resolved_config():
+    from quest_lab.model import get_size
+
+    per_param = RunConfig(tokens_per_param=2.0, **FAST)
+    assert per_param.run_id("d") == RunConfig(tokens=per_param.token_budget, **FAST).run_id("d")
+    assert RunConfig(tokens=1000, **FAST).run_id("d") == RunConfig(tokens=1000, lr=get_size("nano").peak_lr, **FAST).run_id("d")
+    assert RunConfig(tokens=1000, **FAST).run_id("d") != RunConfig(tokens=1000, lr=1e-4, **FAST).run_id("d")
+    assert RunConfig(tokens=1000, **FAST).run_id("d") != RunConfig(tokens=1000, **FAST).run_id("other corpus")
