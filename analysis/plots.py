@@ -33,12 +33,15 @@ def _short(value: float, _pos=None) -> str:
 
 def _logx(ax, values) -> None:
     """Log x axis that is labelled even when the data span less than a decade (matplotlib's
-    default then labels at most one tick): ticks at 1, 2, 5 × 10^k (every digit within one decade)."""
+    default then labels at most one tick): ticks at 1, 2, 5 × 10^k; 1, 2, 3, 5 within one decade (every
+    digit crowds the labels at 6–9 in a narrow panel); every digit only within a factor of ~3."""
     ax.set_xscale("log")
     v = np.asarray(values, float)
     v = v[np.isfinite(v) & (v > 0)]
     span = np.log10(v.max() / v.min()) if v.size else 3.0
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0,) if span > 2.5 else (1.0, 2.0, 5.0) if span > 1 else np.arange(1.0, 10.0)))
+    subs = ((1.0,) if span > 2.5 else (1.0, 2.0, 5.0) if span > 1 else (1.0, 2.0, 3.0, 5.0) if span > 0.5
+            else np.arange(1.0, 10.0))
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
     ax.xaxis.set_major_formatter(FuncFormatter(_short))
     ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap on short ranges
 
