@@ -192,6 +192,18 @@ def _quest_bwd_kernel(g_ptr, mask_ptr, dx_ptr, NBLK, inv_sqrt_b,
         tl.store(dx_ptr + offs, dx.to(dx_ptr.dtype.element_ty), mask=ok)
 
 
+
+@triton.jit
+def _row_tile(tile, r, col, M, K, NB, ROWS: tl.constexpr, NBP: tl.constexpr, BLOCK: tl.constexpr):
+    """Whole-row tile `tile` of the one-pass kernels: slot r holds block r % NBP of row
+    tile·ROWS + r // NBP (NBP = blocks per row rounded up to a power of two; extra slots invalid)."""
+    row = tile * ROWS + r // NBP
+    blk = r % NBP
+    valid = (row < M) & (blk < NB)
+    offs = row.to(tl.int64)[:, None] * K + (blk * BLOCK)[:, None] + col[None, :]
+    return row, blk, valid, offs
+
+
 @triton.jit
 def _quest_fwd_kernel_1pass(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha, trust, inv_sqrt_b,
                       LEVELS: tl.constexpr, BLOCK: tl.constexpr, LOG2B: tl.constexpr,
@@ -204,10 +216,7 @@ def _quest_fwd_kernel_1pass(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha
     h16 = h.to(tl.float16)
     n_tiles = tl.cdiv(M, ROWS)
     for tile in range(tl.program_id(0), n_tiles, tl.num_programs(0)):  # persistent grid
-        row = tile * ROWS + r // NBP
-        blk = r % NBP
-        valid = (row < M) & (blk < NB)
-        offs = row.to(tl.int64)[:, None] * K + (blk * BLOCK)[:, None] + col[None, :]
+        row, blk, valid, offs = _row_tile(tile, r, col, M, K, NB, ROWS, NBP, BLOCK)
         x = tl.load(x_ptr + offs, mask=valid[:, None], other=0.0)
         if HAD:
             y = _hdot(x, h, h_in, SPLIT) * inv_sqrt_b
@@ -247,10 +256,7 @@ def _quest_bwd_kernel_rows(g_ptr, mask_ptr, dx_ptr, M, K, NB, inv_sqrt_b,
     h_bf = h.to(tl.bfloat16)
     n_tiles = tl.cdiv(M, ROWS)
     for tile in range(tl.program_id(0), n_tiles, tl.num_programs(0)):  # persistent grid
-        row = tile * ROWS + r // NBP
-        blk = r % NBP
-        valid = (row < M) & (blk < NB)
-        offs = row.to(tl.int64)[:, None] * K + (blk * BLOCK)[:, None] + col[None, :]
+        row, blk, valid, offs = _row_tile(tile, r, col, M, K, NB, ROWS, NBP, BLOCK)
         g = tl.load(g_ptr + offs, mask=valid[:, None], other=0.0)
         moffs = row.to(tl.int64)[:, None] * (K // 8) + (blk * (BLOCK // 8))[:, None] + (col // 8)[None, :]
         keep = _unpack_bits(mask_ptr, moffs, col, valid[:, None])
