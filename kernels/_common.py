@@ -6,7 +6,9 @@ a separate fp32 multiply), so products are exact in any float format and only th
   * split_in: 0 = fp32 operands with input_precision="ieee" (interpreter; exact fp32 FMA on GPU);
               1 = native 16-bit operands (fp16 / bf16 inputs, exact products);
               2, 3 = fp32 input split into 2 / 3 bf16 pieces (3 pieces carry all 24 mantissa bits;
-              default 3 on GPU; 2 is ~1e-5 relative and flips more rounding ties, no faster).
+              default 3 on GPU; 2 is ~1e-5 relative and flips more rounding ties, no faster);
+              4 = fp32 input rounded to bf16 on load, then one native dot (`round_input`: what
+              autocast does before a bf16 GEMM, and what the QuEST reference quantizes under autocast).
   * split_mid: same for fp32 intermediates (the masked gradient in the backward): 0, 2 or 3.
   * exact_codes: de-rotation of the grid codes (odd integers |c| ≤ 255) in fp32-ieee (False → fp16
     tensor cores, still exact: integers ≤ 2048 are exact in fp16 and the accumulator is fp32).
@@ -23,7 +25,9 @@ import triton.language as tl
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 SUPPORTED_BLOCKS = (16, 32, 64, 128)
-MAX_BLOCKS_PER_ROW = 128  # K ≤ 128·block (16384 for block 128): the whole row lives in registers
+# the one-pass forward / row-tiled backward hold whole rows in registers: K ≤ 128·block (16384 for
+# block 128).  The default two-pass forward and flat backward take any K.
+MAX_BLOCKS_PER_ROW = 128
 
 
 def interpreting() -> bool:
@@ -53,7 +57,7 @@ class LaunchConfig:
     rows: int = 32  # two-pass fwd: token rows per program tile (power of two >= 16)
     two_pass: bool = True
     pack: int = 0
-    fast_div: bool = False  # two-pass fwd: y·(1/Δ) instead of the correctly rounded y/Δ (ties may flip)
+    fast_div: bool = True  # two-pass fwd: y·(1/Δ) instead of the correctly rounded y/Δ (ties may flip)
 
     def __post_init__(self) -> None:
         if self.tile_blocks < 16 or self.tile_blocks & (self.tile_blocks - 1):
@@ -96,10 +100,13 @@ def default_config(forward: bool = True) -> LaunchConfig:
     return _FWD_DEFAULT if forward else _BWD_DEFAULT
 
 
-def resolve_modes(dtype: torch.dtype, cfg: LaunchConfig) -> tuple[int, int, bool]:
-    """(split_in, split_mid, exact_codes) for this input dtype."""
+def resolve_modes(dtype: torch.dtype, cfg: LaunchConfig, round_input: bool = False) -> tuple[int, int, bool]:
+    """(split_in, split_mid, exact_codes) for this input dtype.  `round_input`: an fp32 input is
+    rounded to bf16 on load (split_in 4; the interpreter's wrapper rounds it before the launch)."""
     if interpreting():  # the interpreter's bf16 is wrong: fp32-ieee everywhere
         return 0, 0, True
+    if round_input and dtype == torch.float32:
+        return 4, 3, cfg.exact_codes if cfg.exact_codes is not None else False
     split_in = cfg.split_in if cfg.split_in is not None else (1 if dtype != torch.float32 else 3)
     if split_in == 1 and dtype == torch.float32:
         raise ValueError("split_in=1 (native 16-bit dot) needs a float16/bfloat16 input")
@@ -112,16 +119,17 @@ def resolve_modes(dtype: torch.dtype, cfg: LaunchConfig) -> tuple[int, int, bool
     return split_in, split_mid, exact
 
 
-def config_for(nb: int, dtype: torch.dtype, cfg: LaunchConfig | None, forward: bool = True) -> LaunchConfig:
+def config_for(nb: int, dtype: torch.dtype, cfg: LaunchConfig | None, forward: bool = True,
+               one_pass_ok: bool = True) -> LaunchConfig:
     """The caller's config, or the default.  The one-pass forward (two_pass=False) on 16-bit rows of
     ≥ 32 blocks prefers smaller tiles, more warps and programs (H100 sweep: 601 vs 402 GB/s at
-    16384×2816 bf16)."""
+    16384×2816 bf16).  `one_pass_ok=False` (codes output, rounded input): never pick it automatically."""
     if cfg is not None:
         if (forward and not cfg.two_pass and not interpreting() and dtype != torch.float32
                 and triton.next_power_of_2(nb) >= 32 and cfg == LaunchConfig(two_pass=False)):
             return LaunchConfig(tile_blocks=32, num_warps=8, programs_per_sm=8, two_pass=False)
         return cfg
-    if (forward and _DEFAULT is None and not interpreting() and dtype == torch.float32
+    if (forward and one_pass_ok and _DEFAULT is None and not interpreting() and dtype == torch.float32
             and triton.next_power_of_2(nb) <= 8):
         return _FWD_SHORT_FP32
     return default_config(forward)
@@ -149,12 +157,17 @@ def check_2d(name: str, t: torch.Tensor, block: int) -> None:
     if k == 0 or k % block:
         raise ValueError(f"{name}: K={k} must be a positive multiple of block={block} "
                          "(pick_block(K) gives the largest usable block)")
-    if k // block > MAX_BLOCKS_PER_ROW:
-        raise ValueError(f"{name}: K={k} is too long for the register-resident row kernel "
-                         f"(at most {MAX_BLOCKS_PER_ROW} blocks of {block}); use the torch reference")
     if t.device.type != "cuda" and not interpreting():
         raise RuntimeError(f"{name} is on {t.device}: the Triton kernels need a CUDA tensor "
                            "(or TRITON_INTERPRET=1 for the CPU interpreter); use the torch reference")
+
+
+def check_row_kernel(k: int, block: int) -> None:
+    """The one-pass forward / row-tiled backward (LaunchConfig(two_pass=False)) need whole rows in
+    registers; the default kernels do not."""
+    if k // block > MAX_BLOCKS_PER_ROW:
+        raise ValueError(f"K={k} is too long for the one-pass row kernels (at most {MAX_BLOCKS_PER_ROW} "
+                         f"blocks of {block}); use the default two-pass LaunchConfig")
 
 
 def check_bits(bits: int, alpha: float) -> None:
@@ -184,6 +197,8 @@ def _hdot(a, h, hlow, SPLIT: tl.constexpr):
         acc = tl.dot(a.to(tl.float32), h, input_precision="ieee")
     elif SPLIT == 1:
         acc = tl.dot(a, hlow)
+    elif SPLIT == 4:
+        acc = tl.dot(a.to(tl.bfloat16), hlow)
     else:
         a32 = a.to(tl.float32)
         hi = a32.to(tl.bfloat16)

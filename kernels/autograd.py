@@ -23,13 +23,13 @@ MASK_FORMAT = os.environ.get("QUEST_MASK_FORMAT", "packed")  # "packed" | "bytes
 
 class _QuestFakeQuant(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, bits, alpha, trust, hadamard, block, rotated, out_dtype):
+    def forward(ctx, x, bits, alpha, trust, hadamard, block, rotated, out_dtype, round_input):
         k = x.shape[-1]
         x2d = x.reshape(-1, k)
         if not x2d.is_contiguous():
             x2d = x2d.contiguous()
-        out, mask, _ = _fwd_launch(x2d, bits, alpha, trust, block, hadamard, not rotated, None, out_dtype,
-                                   MASK_FORMAT)
+        out, mask, _ = _fwd_launch(x2d, bits, alpha, trust, block, hadamard, 0 if rotated else 1, None, out_dtype,
+                                   MASK_FORMAT, round_input)
         ctx.save_for_backward(mask)
         ctx.meta = (block, hadamard, rotated, x.dtype)
         return out.view(x.shape)
@@ -43,7 +43,7 @@ class _QuestFakeQuant(torch.autograd.Function):
         if not g2d.is_contiguous():
             g2d = g2d.contiguous()
         dx = _bwd_launch(g2d, mask, block, hadamard, rotated, None, in_dtype)
-        return dx.view(grad.shape), None, None, None, None, None, None, None
+        return dx.view(grad.shape), None, None, None, None, None, None, None, None
 
 
 def _check(x: torch.Tensor, bits: int, alpha: float, block: int, hadamard: bool,
@@ -63,19 +63,22 @@ def _check(x: torch.Tensor, bits: int, alpha: float, block: int, hadamard: bool,
 
 
 def quest_fake_quant(x: torch.Tensor, bits: int, alpha: float, trust: float | None = None,
-                     hadamard: bool = True, block: int = 128, out_dtype: torch.dtype | None = None) -> torch.Tensor:
+                     hadamard: bool = True, block: int = 128, out_dtype: torch.dtype | None = None,
+                     round_input: bool = False) -> torch.Tensor:
     """QuEST fake quantization along the last dim, de-rotated: Q(x·H)·Hᵀ (x's shape; `out_dtype`,
     default x's dtype).
 
     One scale per row of (..., K) (tokens for activations, output rows for a weight (N, K)).
     hadamard=False: no rotation (plain Gaussian clip + trust mask).  trust=None: half a step.
+    round_input: quantize bf16(x) (an fp32 x rounded on load; ∂x is still the masked gradient).
     """
     tb = _check(x, bits, alpha, block, hadamard, out_dtype)
-    return _QuestFakeQuant.apply(x, bits, alpha, trust, hadamard, tb, False, out_dtype)
+    return _QuestFakeQuant.apply(x, bits, alpha, trust, hadamard, tb, False, out_dtype, round_input)
 
 
 def quest_fake_quant_rotated(x: torch.Tensor, bits: int, alpha: float, trust: float | None = None,
-                             block: int = 128, out_dtype: torch.dtype | None = None) -> torch.Tensor:
+                             block: int = 128, out_dtype: torch.dtype | None = None,
+                             round_input: bool = False) -> torch.Tensor:
     """Like `quest_fake_quant` but returns the rotated-domain Q(x·H) (for GEMMs in the rotated basis)."""
     tb = _check(x, bits, alpha, block, True, out_dtype)
-    return _QuestFakeQuant.apply(x, bits, alpha, trust, True, tb, True, out_dtype)
+    return _QuestFakeQuant.apply(x, bits, alpha, trust, True, tb, True, out_dtype, round_input)

@@ -25,7 +25,8 @@ import triton
 import triton.language as tl
 
 from quest_lab.kernels._common import (LaunchConfig, _hadamard_pm1, _hdot, check_2d, check_bits,
-                                       config_for, num_sms, resolve_modes, tile_rows)
+                                       check_row_kernel, config_for, interpreting, num_sms, resolve_modes,
+                                       tile_rows)
 from quest_lab.kernels.reference import default_trust, pick_block
 
 MASK_FORMATS = ("packed", "bytes")
@@ -87,13 +88,18 @@ def _unpack_bits(mask_ptr, moffs, col, ok):
 @triton.jit
 def _masked_grad(g, keep, h, h_in, h_bf, inv_sqrt_b, HAD: tl.constexpr, PRE_ROT: tl.constexpr,
                  SPLIT: tl.constexpr, SPLIT_MID: tl.constexpr):
-    """∂x = ((g·H) ⊙ M)·Hᵀ (H symmetric); g already rotated when PRE_ROT; g ⊙ M without Hadamard."""
+    """∂x = ((g·H) ⊙ M)·Hᵀ (H symmetric); g already rotated when PRE_ROT; g ⊙ M without Hadamard.
+    The products are ±g, so they are exact in g's own 16-bit dtype: a pre-rotated fp16/bf16 g takes
+    one native dot (the fp32 split would add two dots on exact zeros)."""
     if HAD:
-        if PRE_ROT:
-            gr = g.to(tl.float32)
+        if PRE_ROT and SPLIT == 1:  # 16-bit g: g ⊙ M is exact in g's dtype, so one native dot
+            dx = tl.dot(tl.where(keep, g, tl.zeros_like(g)), h_in) * inv_sqrt_b
         else:
-            gr = _hdot(g, h, h_in, SPLIT) * inv_sqrt_b
-        dx = _hdot(tl.where(keep, gr, 0.0), h, h_bf, SPLIT_MID) * inv_sqrt_b
+            if PRE_ROT:
+                gr = g.to(tl.float32)
+            else:
+                gr = _hdot(g, h, h_in, SPLIT) * inv_sqrt_b
+            dx = _hdot(tl.where(keep, gr, 0.0), h, h_bf, SPLIT_MID) * inv_sqrt_b
     else:
         dx = tl.where(keep, g.to(tl.float32), 0.0)
     return dx
@@ -103,10 +109,12 @@ def _masked_grad(g, keep, h, h_in, h_bf, inv_sqrt_b, HAD: tl.constexpr, PRE_ROT:
 @triton.jit
 def _quest_fwd_kernel(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha, trust, inv_sqrt_b,
                       LEVELS: tl.constexpr, BLOCK: tl.constexpr, LOG2B: tl.constexpr,
-                      ROWS: tl.constexpr, HAD: tl.constexpr, DEROT: tl.constexpr,
+                      ROWS: tl.constexpr, HAD: tl.constexpr, OUT: tl.constexpr,
                       SPLIT: tl.constexpr, EXACT_CODES: tl.constexpr, MASK_MODE: tl.constexpr,
                       FAST_DIV: tl.constexpr):
-    """MASK_MODE: 0 = packed by reshape + sum, 1 = packed by a dot with byte weights, 2 = one byte."""
+    """OUT: what is written (see `OUT_MODES`): 0 = x̂ rotated, 1 = x̂ de-rotated, 2 = codes 2j − 1,
+    3 = offset codes j − 1 (codes: `scale` holds Δ/2, else Δ).
+    MASK_MODE: 0 = packed by reshape + sum, 1 = packed by a dot with byte weights, 2 = one byte."""
     r = tl.arange(0, ROWS)
     col = tl.arange(0, BLOCK)
     h, h_in = _hadamard_operands(x_ptr, BLOCK, LOG2B, HAD, SPLIT)
@@ -123,36 +131,48 @@ def _quest_fwd_kernel(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha, trus
         row = tile * ROWS + r
         rok = row < M
         base = row.to(tl.int64)[:, None] * K + col[None, :]
-        # pass 1: σ² = mean of squares of the unrotated row (= of the rotated row)
+        # pass 1: σ² = mean of squares of the unrotated row (= of the rotated row); keep x in L2
         ss = tl.zeros([ROWS], dtype=tl.float32)
         for b in range(NB):
-            xv = tl.load(x_ptr + base + b * BLOCK, mask=rok[:, None], other=0.0).to(tl.float32)
+            xv = tl.load(x_ptr + base + b * BLOCK, mask=rok[:, None], other=0.0, eviction_policy="evict_last")
+            if SPLIT == 4:
+                xv = xv.to(tl.bfloat16)
+            xv = xv.to(tl.float32)
             ss += tl.sum(xv * xv, axis=1)
         sigma = tl.sqrt_rn(ss / K)
         s1 = alpha * sigma + 1e-8
         d1 = (2.0 * s1) / (LEVELS - 1)
-        tl.store(scale_ptr + row, d1, mask=rok)
+        if OUT >= 2:
+            tl.store(scale_ptr + row, 0.5 * d1, mask=rok)
+        else:
+            tl.store(scale_ptr + row, d1, mask=rok)
         s = s1[:, None]
         delta = d1[:, None]
         tsig = (trust * sigma)[:, None]
         dscale = delta * (0.5 * inv_sqrt_b)
         inv_delta = tl.div_rn(tl.full([ROWS, 1], 1.0, tl.float32), delta)
         mbase = row.to(tl.int64)[:, None] * (K // 8) + bcol[None, :]
-        # pass 2: rotate, quantize, write x̂ and the mask, block by block (x re-read from L2)
+        # pass 2: rotate, quantize, write x̂ (or its codes) and the mask, block by block (x from L2)
         for b in range(NB):
             offs = base + b * BLOCK
-            x = tl.load(x_ptr + offs, mask=rok[:, None], other=0.0)
+            x = tl.load(x_ptr + offs, mask=rok[:, None], other=0.0, eviction_policy="evict_first")
             if HAD:
                 y = _hdot(x, h, h_in, SPLIT) * inv_sqrt_b
+            elif SPLIT == 4:
+                y = x.to(tl.bfloat16).to(tl.float32)
             else:
                 y = x.to(tl.float32)
             j = _grid_round(y, s, delta, inv_delta, LEVELS, FAST_DIV)
             q = (j - 0.5) * delta
             keep = tl.abs(q - y) <= tsig
-            if DEROT:
-                out = _derotate_codes(j, h, h16, dscale, EXACT_CODES)
-            else:
+            if OUT == 0:
                 out = q
+            elif OUT == 1:
+                out = _derotate_codes(j, h, h16, dscale, EXACT_CODES)
+            elif OUT == 2:
+                out = 2.0 * j - 1.0
+            else:
+                out = j - 1.0
             tl.store(out_ptr + offs, out.to(out_ptr.dtype.element_ty), mask=rok[:, None])
             if MASK_MODE == 2:
                 tl.store(mask_ptr + offs, keep.to(tl.uint8), mask=rok[:, None])
@@ -281,56 +301,108 @@ def _grid(n_tiles: int, cap: int) -> tuple[int]:
     return (min(n_tiles, cap) if cap else n_tiles,)
 
 
+# what the forward writes: x̂ in the rotated domain, x̂ de-rotated, or the integer grid codes of x̂
+# (x̂ = codes·scale with scale = Δ/2: odd integers 2j − 1, |·| ≤ 2^b − 1; "offset_codes" j − 1 in
+# [−2^(b−1), 2^(b−1) − 1] so that 8-bit codes fit int8: x̂ = (2·code + 1)·scale)
+OUT_MODES = {"rotated": 0, "derotated": 1, "codes": 2, "offset_codes": 3}
+CODE_DTYPES = (torch.int8, torch.float8_e4m3fn)
+
+
 @functools.lru_cache(maxsize=256)
-def _fwd_plan(k: int, dtype: torch.dtype, bits: int, block: int, hadamard: bool, derotate: bool,
-              mask_format: str, config: LaunchConfig | None, device: torch.device):
+def _fwd_plan(k: int, dtype: torch.dtype, bits: int, block: int, hadamard: bool, out_mode: int,
+              mask_format: str, config: LaunchConfig | None, device: torch.device, round_input: bool = False):
     """Everything about a forward launch except M (cached: keeps host time per call low)."""
     nb = k // block
-    cfg = config_for(nb, dtype, config)
-    split_in, _, exact = resolve_modes(dtype, cfg)
+    one_pass_ok = out_mode < 2 and not round_input
+    cfg = config_for(nb, dtype, config, one_pass_ok=one_pass_ok)
+    split_in, _, exact = resolve_modes(dtype, cfg, round_input)
     common = dict(LEVELS=2**bits, BLOCK=block, LOG2B=int(math.log2(block)), HAD=bool(hadamard),
-                  DEROT=bool(derotate and hadamard), SPLIT=split_in, EXACT_CODES=exact,
-                  num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+                  SPLIT=split_in, EXACT_CODES=exact, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    out_mode = out_mode if hadamard or out_mode != 1 else 0  # nothing to de-rotate
     if cfg.two_pass:
         mode = 2 if mask_format == "bytes" else (1 if cfg.pack == 1 and block >= 128 else 0)
-        return (_quest_fwd_kernel, dict(common, ROWS=cfg.rows, MASK_MODE=mode, FAST_DIV=cfg.fast_div), cfg.rows,
-                _max_programs(cfg, device))
-    if mask_format != "packed":
+        return (_quest_fwd_kernel, dict(common, OUT=out_mode, ROWS=cfg.rows, MASK_MODE=mode, FAST_DIV=cfg.fast_div),
+                cfg.rows, _max_programs(cfg, device))
+    if mask_format != "packed" or not one_pass_ok:
         if config is None:  # automatic choice: the two-pass kernel writes every format
-            return _fwd_plan(k, dtype, bits, block, hadamard, derotate, mask_format, _FWD_DEFAULT_2P, device)
-        raise ValueError("the one-pass forward (two_pass=False) only writes the packed mask")
+            return _fwd_plan(k, dtype, bits, block, hadamard, out_mode, mask_format, _FWD_DEFAULT_2P, device,
+                             round_input)
+        raise ValueError("the one-pass forward (two_pass=False) only writes x̂ (no codes) with the packed "
+                         "mask from an unrounded input; use the default two-pass LaunchConfig")
+    check_row_kernel(k, block)
     rows, nbp = tile_rows(nb, cfg)
-    return _quest_fwd_kernel_1pass, dict(common, ROWS=rows, NBP=nbp), rows, _max_programs(cfg, device)
+    return (_quest_fwd_kernel_1pass, dict(common, DEROT=out_mode == 1, ROWS=rows, NBP=nbp), rows,
+            _max_programs(cfg, device))
+
+
+def _check_fwd(x2d, bits, alpha, block, hadamard, mask_format) -> int:
+    block = _tile_block(x2d, block, hadamard)
+    check_2d("x2d", x2d, block)
+    check_bits(bits, alpha)
+    if mask_format not in MASK_FORMATS:
+        raise ValueError(f"mask_format={mask_format!r} must be one of {MASK_FORMATS}")
+    return block
 
 
 def quest_quantize_fwd(x2d: torch.Tensor, bits: int, alpha: float, trust: float | None = None,
                        block: int = 128, hadamard: bool = True, derotate: bool = False,
                        config: LaunchConfig | None = None, out_dtype: torch.dtype | None = None,
-                       mask_format: str = "packed"):
+                       mask_format: str = "packed", round_input: bool = False):
     """QuEST forward on rows of x2d (M, K): returns (x̂, mask, Δ (M,) fp32).
 
     x̂ has `out_dtype` (default: x2d's dtype) and lies in the rotated domain (Q(x·H));
     `derotate=True` returns Q(x·H)·Hᵀ instead (same mask and Δ).  trust=None: half a step
     (α/(2^b − 1) in σ units).  mask_format "packed": (M, K//8) uint8 bits; "bytes": (M, K) uint8 0/1.
     hadamard=False: no rotation; `block` is then only the tile width (any K multiple of 16 works).
+    round_input: quantize bf16(x) instead of an fp32 x (what autocast feeds a bf16 GEMM).
     """
-    block = _tile_block(x2d, block, hadamard)
-    check_2d("x2d", x2d, block)
-    check_bits(bits, alpha)
-    if mask_format not in MASK_FORMATS:
-        raise ValueError(f"mask_format={mask_format!r} must be one of {MASK_FORMATS}")
+    block = _check_fwd(x2d, bits, alpha, block, hadamard, mask_format)
     if out_dtype is not None and out_dtype not in (torch.float32, torch.float16, torch.bfloat16):
         raise TypeError(f"out_dtype={out_dtype} must be float32, float16 or bfloat16")
-    return _fwd_launch(x2d, bits, alpha, trust, block, hadamard, derotate, config, out_dtype, mask_format)
+    return _fwd_launch(x2d, bits, alpha, trust, block, hadamard, OUT_MODES["derotated" if derotate else "rotated"],
+                       config, out_dtype, mask_format, round_input)
 
 
-def _fwd_launch(x2d, bits, alpha, trust, block, hadamard, derotate, config, out_dtype, mask_format):
+def code_mode(bits: int, code_dtype: torch.dtype) -> str:
+    """"codes" (2j − 1) where they fit `code_dtype` exactly, else "offset_codes" (j − 1, int8 only).
+
+    float8_e4m3fn holds the odd integers up to 15 exactly (b ≤ 4); int8 up to 127 (b ≤ 7), and the
+    offset codes of b = 8."""
+    if code_dtype == torch.float8_e4m3fn:
+        if bits > 4:
+            raise ValueError(f"bits={bits} codes (|2j − 1| ≤ {2**bits - 1}) are not exact in float8_e4m3fn "
+                             "(b ≤ 4); use int8")
+        return "codes"
+    if code_dtype == torch.int8:
+        return "codes" if bits <= 7 else "offset_codes"
+    raise TypeError(f"code_dtype={code_dtype} must be one of {CODE_DTYPES}")
+
+
+def quest_quantize_codes(x2d: torch.Tensor, bits: int, alpha: float, trust: float | None = None,
+                         block: int = 128, hadamard: bool = True, code_dtype: torch.dtype = torch.int8,
+                         config: LaunchConfig | None = None, round_input: bool = False):
+    """QuEST forward that writes the integer grid codes of Q(x·H) instead of x̂: (codes, mask, scale).
+
+    codes (M, K) `code_dtype` and scale (M,) fp32 = Δ/2 give x̂ = codes·scale (mode "codes", b ≤ 4 in
+    float8_e4m3fn, b ≤ 7 in int8) or x̂ = (2·codes + 1)·scale ("offset_codes", b = 8 in int8); see
+    `code_mode`.  The mask is the packed trust mask, exactly as `quest_quantize_fwd` writes it.
+    """
+    block = _check_fwd(x2d, bits, alpha, block, hadamard, "packed")
+    mode = code_mode(bits, code_dtype)
+    return _fwd_launch(x2d, bits, alpha, trust, block, hadamard, OUT_MODES[mode], config, code_dtype, "packed",
+                       round_input)
+
+
+def _fwd_launch(x2d, bits, alpha, trust, block, hadamard, out_mode, config, out_dtype, mask_format,
+                round_input=False):
     """Unchecked launch (autograd calls this directly after its own cheap checks)."""
     if trust is None:
         trust = default_trust(bits, alpha)
     m, k = x2d.shape
-    kernel, meta, rows, cap = _fwd_plan(k, x2d.dtype, bits, block, hadamard, derotate, mask_format,
-                                        config, x2d.device)
+    if round_input and x2d.dtype == torch.float32 and interpreting():
+        x2d = x2d.to(torch.bfloat16).float()  # the interpreter's bf16 is unreliable: round here instead
+    kernel, meta, rows, cap = _fwd_plan(k, x2d.dtype, bits, block, hadamard, out_mode, mask_format,
+                                        config, x2d.device, round_input and x2d.dtype == torch.float32)
     out = torch.empty((m, k), dtype=out_dtype or x2d.dtype, device=x2d.device)
     mask = torch.empty((m, k if mask_format == "bytes" else k // 8), dtype=torch.uint8, device=x2d.device)
     scale = torch.empty((m,), dtype=torch.float32, device=x2d.device)
@@ -354,6 +426,7 @@ def _bwd_plan(k: int, dtype: torch.dtype, block: int, hadamard: bool, grad_rotat
             _max_programs(cfg, device), True
     if mask_bytes:
         raise ValueError("the row-tiled backward (two_pass=False) only reads the packed mask")
+    check_row_kernel(k, block)
     rows, nbp = tile_rows(nb, cfg)
     return _quest_bwd_kernel_rows, dict(common, ROWS=rows, NBP=nbp), rows, _max_programs(cfg, device), False
 

@@ -121,6 +121,32 @@ def _fwd_ref_work(x2d, bits, alpha, trust, block, hadamard):
     return q, mask, delta.squeeze(-1)
 
 
+def quest_codes_ref(x2d: torch.Tensor, bits: int, alpha: float, trust: float | None = None,
+                    block: int = 128, hadamard: bool = True, mode: str = "codes"):
+    """Reference of `quest_quantize_codes`: (integer codes (int64), packed mask, scale = Δ/2).
+
+    "codes": 2j − 1 (x̂ = codes·scale); "offset_codes": j − 1 (x̂ = (2·codes + 1)·scale)."""
+    q, mask, delta = _fwd_ref_work(x2d, bits, alpha, trust, block, hadamard)
+    j = torch.round(q / delta[:, None] + 0.5).long()
+    codes = 2 * j - 1 if mode == "codes" else j - 1
+    return codes, pack_mask(mask), delta / 2
+
+
+def quest_lowp_linear_ref(x: torch.Tensor, weight: torch.Tensor, a: tuple, w: tuple, block: int = 128,
+                          round_input: bool = True) -> torch.Tensor:
+    """Forward of `quest_lowp_linear` in float64 from the integer codes (exact up to the final scale):
+    Q(bf16(x)·H)·Q(bf16(W)·H)ᵀ.  a / w = (bits, alpha, trust)."""
+    k = x.shape[-1]
+    x2d, w2d = x.reshape(-1, k), weight
+    if round_input:
+        x2d, w2d = x2d.to(torch.bfloat16), w2d.to(torch.bfloat16)
+    x2d, w2d = x2d.double(), w2d.double()
+    cx, _, sx = quest_codes_ref(x2d, a[0], a[1], a[2], block)
+    cw, _, sw = quest_codes_ref(w2d, w[0], w[1], w[2], block)
+    out = (cx.double() @ cw.double().T) * sx.double()[:, None] * sw.double()[None, :]
+    return out.reshape(*x.shape[:-1], weight.shape[0])
+
+
 def quest_quantize_bwd_ref(grad: torch.Tensor, mask: torch.Tensor, block: int = 128,
                            hadamard: bool = True, grad_rotated: bool = False) -> torch.Tensor:
     """Reference of `quest_quantize_bwd`: ∂x = ((g·H) ⊙ M)·Hᵀ  (grad_rotated: g is already g·H).

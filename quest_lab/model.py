@@ -80,6 +80,10 @@ register_size(ModelConfig("micro", n_layer=2, n_embd=48, n_head=2, peak_lr=4e-3,
 register_size(ModelConfig("tiny", n_layer=2, n_embd=64, n_head=2, peak_lr=4e-3, mlp_multiple_of=32))
 register_size(ModelConfig("small", n_layer=4, n_embd=128, n_head=4, peak_lr=3e-3, mlp_multiple_of=32))
 register_size(ModelConfig("base", n_layer=6, n_embd=256, n_head=4, peak_lr=2e-3, mlp_multiple_of=32))
+# Small GPU sizes in the paper's family (head dim 128, hidden rounded to 256) for quick GPU ladders
+# (sweeps/gpu_smoke.yaml); not in the paper, peak LRs extrapolated from its 30M/50M value upwards.
+register_size(ModelConfig("7M", n_layer=4, n_embd=384, n_head=3, peak_lr=2e-3))
+register_size(ModelConfig("17M", n_layer=5, n_embd=512, n_head=4, peak_lr=1.5e-3))
 # The QuEST paper's sizes (DESIGN.md §2): head dim 128, hidden rounded to 256.
 register_size(ModelConfig("30M", n_layer=6, n_embd=640, n_head=5, peak_lr=1.2e-3))
 register_size(ModelConfig("50M", n_layer=7, n_embd=768, n_head=6, peak_lr=1.2e-3))

@@ -17,6 +17,10 @@ log = logging.getLogger(__name__)
 Role = Literal["weight", "activation"]
 ROLES: tuple[str, ...] = ("weight", "activation")
 BACKENDS: tuple[str, ...] = ("auto", "torch", "triton")
+# forward GEMM of a rotated QuEST layer: "fake" = bf16 GEMM on fake-quantized x̂, Ŵ; "lowp" = the GEMM
+# on the integer codes (FP8 / int8 tensor cores, `quest_lab.kernels.lowp`); "auto" = lowp on CUDA under
+# bf16 autocast where the bits and shapes allow it, else fake
+GEMMS: tuple[str, ...] = ("auto", "fake", "lowp")
 OFF_BITS: float = 16
 INT_BITS: tuple[float, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
 _LOW_PRECISION = (torch.float16, torch.bfloat16)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from quest_lab.quant.base import BACKENDS, OFF_BITS, QUANTIZERS
+from quest_lab.quant.base import BACKENDS, GEMMS, OFF_BITS, QUANTIZERS
 
 
 @dataclass(frozen=True)
@@ -13,7 +13,8 @@ class QuantConfig:
 
     16 bits on a side means that side is not quantized.  `options` are quantizer-specific (see each
     quantizer's `option_defaults`); `backend` is "auto" (Triton on CUDA when importable, else torch),
-    "torch" or "triton" (only QuEST has a Triton path).
+    "torch" or "triton" (only QuEST has a Triton path).  `gemm`: how a layer whose both sides are
+    Hadamard-rotated QuEST runs its forward matmul (see `GEMMS`; an execution detail like `backend`).
     """
 
     name: str = "bf16"
@@ -21,6 +22,7 @@ class QuantConfig:
     a_bits: float = 16
     options: dict[str, Any] = field(default_factory=dict)
     backend: str = "auto"
+    gemm: str = "auto"
 
     def __post_init__(self) -> None:
         if self.name not in QUANTIZERS:
@@ -33,6 +35,8 @@ class QuantConfig:
         cls.resolve_options(self.options)
         if self.backend not in BACKENDS:
             raise ValueError(f"backend={self.backend!r} is unknown; allowed: {', '.join(BACKENDS)}")
+        if self.gemm not in GEMMS:
+            raise ValueError(f"gemm={self.gemm!r} is unknown; allowed: {', '.join(GEMMS)}")
 
     @property
     def enabled(self) -> bool:

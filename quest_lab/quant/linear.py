@@ -38,10 +38,39 @@ class QuantLinear(nn.Linear):
         rot = getattr(self.wq, "rotates", False) and getattr(self.aq, "rotates", False)
         return bool(rot) and self.wq.options["hadamard_block"] == self.aq.options["hadamard_block"]
 
+    def lowp_format(self, x: Tensor, out_dtype: torch.dtype | None) -> str | None:
+        """Code format ("fp8" / "int8") of the low-precision forward GEMM for this input, or None (fake
+        quantization).  gemm="auto" takes it on CUDA under bf16 autocast with the Triton quantizers;
+        gemm="lowp" requires it (on the CPU only under the Triton interpreter, for tests)."""
+        mode = self.qconfig.gemm
+        if mode == "fake" or not self.rotated_gemm:
+            return None
+        from quest_lab.kernels.lowp import code_format_for, lowp_supported
+
+        k, n = self.in_features, self.out_features
+        block = self.aq.kernel_block(k)
+        if mode == "auto":
+            if out_dtype != torch.bfloat16 or not (self.aq._use_triton(x) and self.wq._use_triton(self.weight)):
+                return None
+            return lowp_supported(self.wq.bits, self.aq.bits, k, n, block, x.device)
+        fmt = (lowp_supported(self.wq.bits, self.aq.bits, k, n, block, x.device) if x.is_cuda
+               else code_format_for(self.wq.bits, self.aq.bits))
+        if fmt is None:
+            raise RuntimeError(f"gemm='lowp': no low-precision GEMM for w{self.wq.bits:g}a{self.aq.bits:g} "
+                               f"K={k} N={n} on {x.device}; use gemm='auto' or 'fake'")
+        return fmt
+
     def forward(self, x: Tensor) -> Tensor:
         if self.rotated_gemm:
             # under autocast the quantizers write the GEMM's dtype directly (no separate cast pass)
             dt = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else None
+            fmt = self.lowp_format(x, dt)
+            if fmt is not None:
+                from quest_lab.kernels.lowp import quest_lowp_linear
+
+                return quest_lowp_linear(x, self.weight, self.bias, self.aq.kernel_triple(), self.wq.kernel_triple(),
+                                         self.aq.kernel_block(self.in_features), fmt, out_dtype=dt or x.dtype,
+                                         round_input=dt == torch.bfloat16)
             return F.linear(self.aq.forward_rotated(x, dt), self.wq.forward_rotated(self.weight, dt), self.bias)
         return F.linear(self.aq(x), self.wq(self.weight), self.bias)
 

@@ -115,16 +115,24 @@ class QuestQuantizer(Quantizer):
             return True
         if not (x.is_cuda and _triton_kernel() is not None):
             return False
-        # the kernels need blocks of >= 16 columns: tiny K (or no power-of-two divisor) stays on torch
+        # the kernels need blocks of >= 16 columns: tiny K (or no power-of-two divisor) stays on torch;
+        # any longer K is fine (the default two-pass forward and flat backward loop over the row)
         k = x.shape[-1]
         return hadamard_block_for(k, self.options["hadamard_block"] if self.options["hadamard"] else 128) >= 16
 
-    def _kernel_args(self, x: torch.Tensor) -> dict[str, Any]:
+    def kernel_triple(self) -> tuple[int, float, float]:
+        """(bits, alpha, trust) as the kernels take them."""
         b = int(round(self.bits))
         trust = self.options["trust"]
-        # the kernel tiles rows by `block` even without rotation, so pass the same block either way
-        return {"bits": b, "alpha": gaussian_alpha(b), "trust": default_trust(b) if trust is None else float(trust),
-                "block": hadamard_block_for(x.shape[-1], self.options["hadamard_block"])}
+        return b, gaussian_alpha(b), default_trust(b) if trust is None else float(trust)
+
+    def kernel_block(self, k: int) -> int:
+        """Hadamard block for a last dim K (the kernel tiles rows by it even without rotation)."""
+        return hadamard_block_for(k, self.options["hadamard_block"])
+
+    def _kernel_args(self, x: torch.Tensor) -> dict[str, Any]:
+        b, alpha, trust = self.kernel_triple()
+        return {"bits": b, "alpha": alpha, "trust": trust, "block": self.kernel_block(x.shape[-1])}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.enabled and self._use_triton(x):
@@ -138,13 +146,17 @@ class QuestQuantizer(Quantizer):
 
     def forward_rotated(self, x: torch.Tensor, out_dtype: torch.dtype | None = None) -> torch.Tensor:
         """Q(x·H) in the rotated basis (requires `rotates`); x's shape, dtype `out_dtype` (default x's;
-        the Triton kernel writes it directly, e.g. bf16 under autocast, with ∂x still in x's dtype)."""
+        the Triton kernel writes it directly, e.g. bf16 under autocast, with ∂x still in x's dtype).
+        With out_dtype bf16 an fp32 x is rounded to bf16 first, as autocast would before the GEMM."""
         if not self.rotates:
             raise RuntimeError("forward_rotated needs an enabled QuEST quantizer with hadamard=True")
+        round_input = out_dtype == torch.bfloat16 and x.dtype == torch.float32
         if self._use_triton(x):
             from quest_lab.kernels import quest_fake_quant_rotated
 
-            return quest_fake_quant_rotated(x, out_dtype=out_dtype, **self._kernel_args(x))
+            return quest_fake_quant_rotated(x, out_dtype=out_dtype, round_input=round_input, **self._kernel_args(x))
+        if round_input:
+            x = x.to(torch.bfloat16)
         xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
         o = self.options
         return quest_quantize_rotated(xf, self.bits, o["trust"], o["hadamard_block"])[0].to(out_dtype or x.dtype)
