@@ -25,12 +25,12 @@ import triton
 import triton.language as tl
 
 from quest_lab.kernels._common import (LaunchConfig, _hadamard_pm1, _hdot, check_2d, check_bits,
-                                       check_row_kernel, config_for, interpreting, num_sms, resolve_modes,
+                                       check_row_kernel, config_for, default_config, interpreting, num_sms,
+                                       resolve_modes,
                                        tile_rows)
 from quest_lab.kernels.reference import default_trust, pick_block
 
 MASK_FORMATS = ("packed", "bytes")
-_FWD_DEFAULT_2P = LaunchConfig(rows=32, num_warps=4, programs_per_sm=2, num_stages=3)
 
 
 @triton.jit
@@ -325,7 +325,7 @@ def _fwd_plan(k: int, dtype: torch.dtype, bits: int, block: int, hadamard: bool,
                 cfg.rows, _max_programs(cfg, device))
     if mask_format != "packed" or not one_pass_ok:
         if config is None:  # automatic choice: the two-pass kernel writes every format
-            return _fwd_plan(k, dtype, bits, block, hadamard, out_mode, mask_format, _FWD_DEFAULT_2P, device,
+            return _fwd_plan(k, dtype, bits, block, hadamard, out_mode, mask_format, default_config(), device,
                              round_input)
         raise ValueError("the one-pass forward (two_pass=False) only writes x̂ (no codes) with the packed "
                          "mask from an unrounded input; use the default two-pass LaunchConfig")
