@@ -86,9 +86,9 @@ def num_sms(device: torch.device) -> int:
 _DEFAULT: LaunchConfig | None = None  # overrides both defaults below when set (benchmarks)
 # H100 sweep (benchmarks/KERNELS.md, run 5): two-pass fwd best with 32 rows, 2 programs/SM and a
 # 3-stage pipelined block loop; the flat bwd with 64-block tiles, 4 warps, 4 programs/SM
-# issue 12 (H200, benchmarks/training_paths.py): 64-row tiles ran the training-path forward 10-20 %
-# faster than 32 (codes fwd 61 vs 68 us at 16384x1024 fp32, 99 vs 123 us at 16384x2816 bf16)
-_FWD_DEFAULT = LaunchConfig(rows=64, num_warps=4, programs_per_sm=2, num_stages=3)
+# rows 32: 64-row tiles (wgmma-sized) won one microbenchmark run on the H200 and lost the next, and the
+# 100M step with them measured ×1.072 vs ×1.042 with 32 rows (benchmarks/KERNELS.md, issue 12)
+_FWD_DEFAULT = LaunchConfig(rows=32, num_warps=4, programs_per_sm=2, num_stages=3)
 _BWD_DEFAULT = LaunchConfig(tile_blocks=64, num_warps=4, programs_per_sm=4)
 # fp32 rows of ≤ 8 blocks: the one-pass kernel measured faster (1315 vs 850 GB/s at 16384×1024)
 _FWD_SHORT_FP32 = LaunchConfig(two_pass=False)
