@@ -3,7 +3,7 @@
     from quest_lab.analysis import FitConfig, fit_frame, load_csv
     result = fit_frame(load_csv("runs.csv"), FitConfig(law="quest"))
 
-Laws live in `law_*.py` (one class each, `@register_law`); see DESIGN.md §4–5.
+Laws live in `law_*.py` (one class each, `@register_law`); see docs/design.md §4–5.
 """
 from quest_lab.analysis.data import apply_where, drop_highest_loss, load_csv, load_store, normalise, precision_label
 from quest_lab.analysis.fit import FitConfig, FitResult, fit_frame

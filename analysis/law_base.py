@@ -194,7 +194,7 @@ def get_law(name: str, labels: Sequence[str] = ()) -> Law:
 
 # -- the chinchilla block shared by several laws ---------------------------------------------
 def chinchilla_specs() -> list[ParamSpec]:
-    """a, b ∈ {0, 5, …, 25}, α, β ∈ {0, 0.5, …, 2}, e ∈ {−1, −0.5, …, 1} (DESIGN.md §5)."""
+    """a, b ∈ {0, 5, …, 25}, α, β ∈ {0, 0.5, …, 2}, e ∈ {−1, −0.5, …, 1} (docs/design.md §5)."""
     ab = tuple(float(x) for x in range(0, 30, 5))
     ex = (0.0, 0.5, 1.0, 1.5, 2.0)
     e = (-1.0, -0.5, 0.0, 0.5, 1.0)

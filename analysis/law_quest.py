@@ -1,7 +1,7 @@
 """QuEST: precision as effective parameters, L = A/(N·eff(P))^α + B/D^β + E.
 
 One free efficiency per precision label "<quantizer>:w<w>a<a>", bounded to (0, 1.05];
-full-precision runs have eff = 1 by definition (QuEST paper, DESIGN.md §4).
+full-precision runs have eff = 1 by definition (QuEST paper, docs/design.md §4).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The numerical core: sum-Huber objective on log residuals, multi-start L-BFGS-B, variable projection.
 
-Objective (DESIGN.md §5): Σ huber_δ(log L_pred − log L_obs), δ = 1e-3, a *sum* (a mean makes
+Objective (docs/design.md §5): Σ huber_δ(log L_pred − log L_obs), δ = 1e-3, a *sum* (a mean makes
 L-BFGS stop early), with analytic gradients from the law's Jacobian.
 """
 from __future__ import annotations

@@ -21,7 +21,7 @@ from quest_lab.analysis import FitConfig, drop_highest_loss, fit_frame, get_law,
 from quest_lab.analysis.data import design
 from quest_lab.analysis.optimize import Problem, batched_lbfgs, grid_starts
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "chinchilla_epoch_svg_extracted.csv"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "chinchilla_epoch_svg_extracted.csv"
 
 
 def timed(fn):

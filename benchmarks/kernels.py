@@ -178,7 +178,7 @@ def kernel_throughput(K, peak, shapes, configs, quick):
 
 
 def training_step(K, quick, steps):
-    """100M Llama (DESIGN.md §2) W4A4 QuEST (triton / torch backend) vs BF16: fwd+bwd+AdamW, bf16 autocast."""
+    """100M Llama (docs/design.md §2) W4A4 QuEST (triton / torch backend) vs BF16: fwd+bwd+AdamW, bf16 autocast."""
     import torch
 
     from quest_lab.model import build_model

@@ -1,6 +1,6 @@
 """Quantization MSE on N(0, 1) per bit-width: quest (± Hadamard), clip, ste (absmax), fp4.
 
-Compares with the DESIGN.md §3 table (4b 0.011543, 8b 8.782e-5) and with the exact Gaussian MSE of
+Compares with the docs/design.md §3 table (4b 0.011543, 8b 8.782e-5) and with the exact Gaussian MSE of
 each quantizer's grid at the table's α (`gaussian_grid_mse`).  Data: `--rows` × `--k` samples, one
 scale per row of length K (as in a layer), float64.
 

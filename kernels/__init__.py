@@ -1,4 +1,4 @@
-"""Triton kernels for QuEST (installed as `quest_lab.kernels`; DESIGN.md §6).
+"""Triton kernels for QuEST (installed as `quest_lab.kernels`; docs/design.md §6).
 
 Public API:
   quest_quantize_fwd / quest_quantize_fwd_ref     fused rotate + clip + round + packed trust mask

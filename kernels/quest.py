@@ -1,4 +1,4 @@
-"""Fused QuEST quantizer kernels (DESIGN.md §3, §6): forward (rotate + Gaussian clip + round + trust
+"""Fused QuEST quantizer kernels (docs/design.md §3, §6): forward (rotate + Gaussian clip + round + trust
 mask) and backward (masked Hadamard gradient, one pass).
 
 Forward (`_quest_fwd_kernel`, two passes over each program's rows): σ = RMS of the rotated row equals
@@ -50,7 +50,7 @@ def _hadamard_operands(ptr, BLOCK: tl.constexpr, LOG2B: tl.constexpr, HAD: tl.co
 
 @triton.jit
 def _grid_round(y, s, delta, inv_delta, LEVELS: tl.constexpr, FAST_DIV: tl.constexpr):
-    """Grid index j of clamp(y, −s, s) on the 2^b levels (j − ½)Δ (DESIGN.md §3), half-to-even."""
+    """Grid index j of clamp(y, −s, s) on the 2^b levels (j − ½)Δ (docs/design.md §3), half-to-even."""
     if FAST_DIV:
         v = tl.minimum(tl.maximum(y, -s), s) * inv_delta + 0.5
     else:

@@ -1,6 +1,6 @@
 """Torch references for the QuEST kernels (the spec the Triton kernels are tested against).
 
-Quantization math (DESIGN.md §3), per row of the (block-Hadamard-rotated) input y = x·H:
+Quantization math (docs/design.md §3), per row of the (block-Hadamard-rotated) input y = x·H:
 
     σ = RMS(y),  s = α·σ + 1e-8,  Δ = 2s / (2^b − 1)
     x̂ = (round(clamp(y, −s, s)/Δ + ½) − ½)·Δ          (round = half-to-even, as torch.round)

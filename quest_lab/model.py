@@ -5,7 +5,7 @@ SwiGLU MLP with hidden = int(8d/3) rounded up to a multiple of 256, no biases, u
 init N(0, 0.02) and residual output projections N(0, 0.02/√(2·n_layer)).  Every linear layer inside
 a block is a `QuantLinear` (weights and input activations quantized; q/k/v and gate/up are fused
 into one layer each, which quantizes exactly as separate layers would); embeddings, lm_head and the
-attention matmuls stay in full precision (DESIGN.md §3).
+attention matmuls stay in full precision (docs/design.md §3).
 
 Read top to bottom: size registry → pure parameter / FLOP counters → modules → `build_model`.
 """
@@ -84,7 +84,7 @@ register_size(ModelConfig("base", n_layer=6, n_embd=256, n_head=4, peak_lr=2e-3,
 # (sweeps/gpu_smoke.yaml); not in the paper, peak LRs extrapolated from its 30M/50M value upwards.
 register_size(ModelConfig("7M", n_layer=4, n_embd=384, n_head=3, peak_lr=2e-3))
 register_size(ModelConfig("17M", n_layer=5, n_embd=512, n_head=4, peak_lr=1.5e-3))
-# The QuEST paper's sizes (DESIGN.md §2): head dim 128, hidden rounded to 256.
+# The QuEST paper's sizes (docs/design.md §2): head dim 128, hidden rounded to 256.
 register_size(ModelConfig("30M", n_layer=6, n_embd=640, n_head=5, peak_lr=1.2e-3))
 register_size(ModelConfig("50M", n_layer=7, n_embd=768, n_head=6, peak_lr=1.2e-3))
 register_size(ModelConfig("100M", n_layer=8, n_embd=1024, n_head=8, peak_lr=6e-4))
@@ -106,7 +106,7 @@ def get_size(name: str) -> ModelConfig:
 # Pure counters (no weights allocated)
 # ---------------------------------------------------------------------------------------------
 def non_embedding_params(size: str | ModelConfig) -> int:
-    """N: parameters excluding token embedding and lm_head (Kaplan et al. 2020, §2.1; DESIGN.md §2).
+    """N: parameters excluding token embedding and lm_head (Kaplan et al. 2020, §2.1; docs/design.md §2).
 
     Per block: attention q, k, v, o = 4·d², SwiGLU gate/up/down = 3·d·h, two RMSNorm gains = 2·d;
     plus the final RMSNorm (d).

@@ -2,7 +2,7 @@
 
 Both are plain, JSON-serialisable records.  `RunConfig` is what a sweep expands to and what
 `train()` consumes; `RunResult` is what a worker returns and the driver writes to the store.
-Workers never touch the database (DESIGN.md §1).
+Workers never touch the database (docs/design.md §1).
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ class RunConfig:
     vocab_size: int = 1024  # for "bpe"; "byte" is always 256
     seq_len: int = 128
     batch_size: int = 16
-    # Optimisation (DESIGN.md §2); lr=None takes the size's peak LR from the registry
+    # Optimisation (docs/design.md §2); lr=None takes the size's peak LR from the registry
     lr: float | None = None
     weight_decay: float = 0.1
     grad_clip: float = 1.0
@@ -118,7 +118,7 @@ class RunConfig:
     # -- derived -----------------------------------------------------------------------------
     @property
     def n_params(self) -> int:
-        """Non-embedding parameter count N (DESIGN.md §2)."""
+        """Non-embedding parameter count N (docs/design.md §2)."""
         from quest_lab.model import non_embedding_params
 
         return non_embedding_params(self.size)

@@ -4,7 +4,7 @@ Tables (ORM rows in `quest_lab.store_tables`): `sweeps`, `runs` (one row per run
 `sweep_runs` (which sweeps contain which runs: a run shared by two grids is trained once),
 `curves` (downsampled train/eval loss curves), `fits` (law fits) and `schema_version`.
 
-Only the sweep driver writes (DESIGN.md §1); every write is a single transaction, so a crash
+Only the sweep driver writes (docs/design.md §1); every write is a single transaction, so a crash
 never leaves a half-written run.  Reads never create the database: on a missing file they return
 empty frames.
 """

@@ -4,7 +4,7 @@ No database access: the caller (a sweep driver, the CLI) decides what to do with
 Divergence (NaN/inf loss, or a loss blow-up) is an outcome, not an exception: it returns
 status "diverged".  Real errors (bad corpus, out of memory, bugs) raise.
 
-Recipe (DESIGN.md §2): AdamW β = (0.9, 0.95), weight decay on linear weights only, grad clip 1.0,
+Recipe (docs/design.md §2): AdamW β = (0.9, 0.95), weight decay on linear weights only, grad clip 1.0,
 one-cycle cosine schedule (linear warm-up from LR/100 over `warmup_frac` of the steps, cosine decay
 to `final_lr_frac`·LR), bf16 autocast on CUDA, fp32 on CPU.
 """

@@ -1,4 +1,4 @@
-"""Real data: Epoch AI's extraction of Chinchilla's Figure 4 (DESIGN.md §5).
+"""Real data: Epoch AI's extraction of Chinchilla's Figure 4 (docs/design.md §5).
 
 Drop the 5 highest-loss points (240 remain), D = FLOP/(6N): the full start grid + L-BFGS with
 sum-Huber reproduces the replica fit within 1%, varpro reaches the same optimum, and the
@@ -12,13 +12,12 @@ import pytest
 
 from quest_lab.analysis import FitConfig, drop_highest_loss, fit_frame, load_csv
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "chinchilla_epoch_svg_extracted.csv"
+DATA = Path(__file__).resolve().parent / "data" / "chinchilla_epoch_svg_extracted.csv"
 REPLICA = {"A": 477.8, "B": 2143.9, "E": 1.8172, "alpha": 0.3473, "beta": 0.3672}
 REPLICA_OBJECTIVE = 1.0183e-3
 EPOCH_CI80 = {"A": (285, 744), "B": (1042, 5810), "E": (1.769, 1.871), "alpha": (0.317, 0.373),
               "beta": (0.331, 0.415)}
 
-pytestmark = pytest.mark.skipif(not DATA.is_file(), reason=f"Chinchilla data not found at {DATA}")
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from quest_lab.analysis import get_law, normalise
 from quest_lab.analysis.data import design
 
 runner = CliRunner()
-CHINCHILLA = Path(__file__).resolve().parents[2] / "shared" / "data" / "chinchilla_epoch_svg_extracted.csv"
+CHINCHILLA = Path(__file__).resolve().parent / "data" / "chinchilla_epoch_svg_extracted.csv"
 SMOKE_TRUTH = {"A": 60.0, "B": 30.0, "E": 1.5, "alpha": 0.3, "beta": 0.35,
                "eff[quest:w2a2]": 0.35, "eff[quest:w3a3]": 0.6, "eff[quest:w4a4]": 0.8}
 
@@ -77,8 +77,6 @@ def test_fit_store_saves_fit_that_latest_fit_returns(smoke_store, tmp_path):
 
 
 def test_fit_chinchilla_csv_autodetects_epoch_columns(tmp_path):
-    if not CHINCHILLA.is_file():
-        pytest.skip(f"Chinchilla data not found at {CHINCHILLA}")
     out = tmp_path / "c.json"
     res = runner.invoke(app, ["fit", "--law", "chinchilla", "--csv", str(CHINCHILLA), "--drop-highest", "5",
                               "--method", "varpro", "--bootstrap", "0", "--json", str(out)])

@@ -114,4 +114,4 @@ def test_param_spec_validation():
     grid = 1
     for s in chinchilla_specs():
         grid *= len(s.grid)
-    assert grid == 4500  # DESIGN.md §5: 6·6·5·5·5 starts
+    assert grid == 4500  # docs/design.md §5: 6·6·5·5·5 starts

@@ -4,7 +4,7 @@ import torch
 from quest_lab.model import MODEL_SIZES, ModelConfig, build_model, get_size, non_embedding_params, training_flops
 from quest_lab.quant import QuantConfig, QuantLinear
 
-# DESIGN.md §2 (QuEST paper sizes)
+# docs/design.md §2 (QuEST paper sizes)
 PAPER_N = {
     "30M": 30_482_560,
     "50M": 49_556_736,

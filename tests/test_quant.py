@@ -1,4 +1,4 @@
-"""Quantizers: QuEST math vs DESIGN.md §3, gradient estimators, Hadamard, registry, QuantLinear."""
+"""Quantizers: QuEST math vs docs/design.md §3, gradient estimators, Hadamard, registry, QuantLinear."""
 from __future__ import annotations
 
 import importlib

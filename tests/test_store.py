@@ -15,7 +15,7 @@ from quest_lab.store import CURVE_COLUMNS, RUN_COLUMNS, Store, StoreError
 from sweep_fakes import _result, fake_loss
 
 runner = CliRunner()
-CHINCHILLA = Path(__file__).resolve().parents[2] / "shared" / "data" / "chinchilla_epoch_svg_extracted.csv"
+CHINCHILLA = Path(__file__).resolve().parent / "data" / "chinchilla_epoch_svg_extracted.csv"
 REQUIRED = ("run_id", "sweep", "status", "size", "N", "D", "w_bits", "a_bits", "quantizer", "seed",
             "loss", "final_train_loss", "wall_time_s", "tokens_per_s", "device", "source")
 
@@ -106,7 +106,6 @@ def test_fits(tmp_path: Path) -> None:
     assert store.latest_fit("nope") is None
 
 
-@pytest.mark.skipif(not CHINCHILLA.exists(), reason="shared chinchilla data not present")
 def test_import_chinchilla_is_idempotent(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'r.db'}"
     args = ["import", str(CHINCHILLA), "--map", "Model Size=N", "--map", "Training FLOP=C",

@@ -1,4 +1,4 @@
-"""Gaussian MSE-optimal clipping constants (DESIGN.md §3) and their numeric recomputation.
+"""Gaussian MSE-optimal clipping constants (docs/design.md §3) and their numeric recomputation.
 
 `gaussian_alpha(bits)` returns the hard-coded α_b of the QuEST reference: the clip value s = α_b·σ
 that minimises the MSE of rounding N(0, 1) to the uniform grid linspace(−α, α, 2^b).
@@ -41,7 +41,7 @@ def _bits_key(bits: float) -> float:
 
 
 def gaussian_alpha(bits: float) -> float:
-    """α_b of DESIGN.md §3 (1.58 / 1.585 both mean the 3-level grid)."""
+    """α_b of docs/design.md §3 (1.58 / 1.585 both mean the 3-level grid)."""
     return GAUSSIAN_ALPHA[_bits_key(bits)]
 
 

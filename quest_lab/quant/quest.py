@@ -1,4 +1,4 @@
-"""QuEST (DESIGN.md §3): Hadamard rotation + Gaussian-MSE clip + trust-masked gradient.
+"""QuEST (docs/design.md §3): Hadamard rotation + Gaussian-MSE clip + trust-masked gradient.
 
 Grid: with σ = RMS(row), s = α_b·σ + 1e-8, Δ = 2s/(2^b − 1),
     x̂ = (round(clamp(x, −s, s)/Δ + ½) − ½)·Δ,
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def uniform_fake_quant(x: torch.Tensor, s: torch.Tensor, levels: int) -> torch.Tensor:
-    """Round x to the `levels`-point (even) uniform grid −s + kΔ on [−s, s] (DESIGN.md §3 formula)."""
+    """Round x to the `levels`-point (even) uniform grid −s + kΔ on [−s, s] (docs/design.md §3 formula)."""
     delta = 2 * s / (levels - 1)
     half = levels // 2
     idx = torch.round(torch.clamp(x, -s, s) / delta + 0.5).clamp_(-(half - 1), half)
