@@ -2,7 +2,9 @@
 
 Both are plain, JSON-serialisable records.  `RunConfig` is what a sweep expands to and what
 `train()` consumes; `RunResult` is what a worker returns and the driver writes to the store.
-Workers never touch the database (docs/design.md §1).
+Workers never touch the database (docs/design.md §1).  Torch-free: validation uses the size
+registry (`quest_lab.sizes`) and the quantizer specs (`quest_lab.quant.specs`); `.quant` and
+`.data` are the component configs the model and the data loader take.
 """
 from __future__ import annotations
 
@@ -19,17 +21,21 @@ SCHEMA_VERSION = 1
 RunStatus = Literal["pending", "running", "completed", "diverged", "failed"]
 RUN_STATUSES: tuple[str, ...] = ("pending", "running", "completed", "diverged", "failed")
 
-# 16 = full precision (no quantization); 1.58 = ternary (log2 3).
-VALID_BITS: tuple[float, ...] = (1, 1.58, 2, 3, 4, 5, 6, 7, 8, 16)
-TOKENIZERS: tuple[str, ...] = ("bpe", "byte")
+from quest_lab.corpus import TOKENIZERS, DataConfig
+from quest_lab.quant.config import QuantConfig
+from quest_lab.quant.specs import BACKENDS, OFF_BITS, bits_match, fmt_bits, get_spec, precision_label, valid_bits
+from quest_lab.sizes import MODEL_SIZES, get_size, non_embedding_params
+
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
-BACKENDS: tuple[str, ...] = ("auto", "torch", "triton")
+__all__ = ["BACKENDS", "DEVICES", "RUN_STATUSES", "TOKENIZERS", "RunConfig", "RunResult", "SCHEMA_VERSION",
+           "check_bits"]
 
 
-def _check_bits(name: str, value: float) -> None:
-    if not any(abs(float(value) - b) < 1e-9 for b in VALID_BITS):
-        allowed = ", ".join(f"{b:g}" for b in VALID_BITS)
-        raise ValueError(f"{name}={value!r} is not a supported bit-width; allowed: {allowed} (16 = off)")
+def check_bits(name: str, value: float) -> None:
+    """A bit-width some quantizer accepts (the union of the specs' bits; 16 = off)."""
+    if not bits_match(value, valid_bits()):
+        raise ValueError(f"{name}={value!r} is not a supported bit-width; allowed: {fmt_bits(valid_bits())} "
+                         "(16 = off)")
 
 
 @dataclass(frozen=True)
@@ -67,29 +73,22 @@ class RunConfig:
     backend: str = "auto"  # quantizer backend: torch reference or Triton kernels
 
     def __post_init__(self) -> None:
-        from quest_lab.model import MODEL_SIZES  # local: keeps this module import-light
-
-        from quest_lab.quant import QUANTIZERS
-
         if self.size not in MODEL_SIZES:
             raise ValueError(f"size={self.size!r} is unknown; allowed: {', '.join(MODEL_SIZES)}")
-        if self.quantizer not in QUANTIZERS:
-            raise ValueError(f"quantizer={self.quantizer!r} is unknown; allowed: {', '.join(QUANTIZERS)}")
-        if float(self.w_bits) >= 16 and float(self.a_bits) >= 16 and self.quantizer != "bf16":
+        get_spec(self.quantizer)  # known, even when 16/16 canonicalises it to bf16 below
+        check_bits("w_bits", self.w_bits)
+        check_bits("a_bits", self.a_bits)
+        if float(self.w_bits) >= OFF_BITS and float(self.a_bits) >= OFF_BITS and self.quantizer != "bf16":
             # Full precision is one run whatever quantizer a grid crossed it with: canonicalise so
             # 16/16 under `quest`, `ste`, ... share a run_id and the baseline is trained once.
             object.__setattr__(self, "quantizer", "bf16")
             object.__setattr__(self, "quantizer_options", {})
-        _check_bits("w_bits", self.w_bits)
-        _check_bits("a_bits", self.a_bits)
         if (self.tokens is None) == (self.tokens_per_param is None):
             raise ValueError("give exactly one of tokens / tokens_per_param")
         if self.tokens is not None and (not isinstance(self.tokens, int) or self.tokens <= 0):
             raise ValueError(f"tokens={self.tokens!r} must be a positive integer")
         if self.tokens_per_param is not None and not self.tokens_per_param > 0:
             raise ValueError(f"tokens_per_param={self.tokens_per_param!r} must be > 0")
-        if self.tokenizer not in TOKENIZERS:
-            raise ValueError(f"tokenizer={self.tokenizer!r} is unknown; allowed: {', '.join(TOKENIZERS)}")
         if self.device not in DEVICES:
             raise ValueError(f"device={self.device!r} is unknown; allowed: {', '.join(DEVICES)}")
         if self.backend not in BACKENDS:
@@ -97,8 +96,6 @@ class RunConfig:
         for name in ("seq_len", "batch_size", "eval_tokens"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be > 0")
-        if self.tokenizer == "bpe" and not 257 <= self.vocab_size <= 1 << 20:
-            raise ValueError(f"vocab_size={self.vocab_size!r} must be in [257, 1048576] for the bpe tokenizer")
         if self.eval_every < 0:
             raise ValueError(f"eval_every={self.eval_every!r} must be >= 0 (0 = only at the end)")
         if self.lr is not None and not self.lr > 0:
@@ -107,20 +104,25 @@ class RunConfig:
             raise ValueError("warmup_frac must be in [0, 1) and final_lr_frac in [0, 1]")
         if self.divergence_factor <= 1:
             raise ValueError(f"divergence_factor={self.divergence_factor!r} must be > 1")
-        from quest_lab.data import DataConfig  # corpus exists, tokenizer known
-        from quest_lab.quant import QuantConfig  # quantizer options are validated by the quantizer
+        self.quant  # quantizer, bits, options and backend, as the quantizer's spec allows
+        self.data  # corpus exists, tokenizer known
 
-        DataConfig(corpus=self.corpus, tokenizer=self.tokenizer, vocab_size=self.vocab_size)
+    # -- component configs -------------------------------------------------------------------
+    @property
+    def quant(self) -> QuantConfig:
+        """What `build_model` takes: quantizer, bits, options, backend."""
+        return QuantConfig(name=self.quantizer, w_bits=self.w_bits, a_bits=self.a_bits,
+                           options=dict(self.quantizer_options), backend=self.backend)
 
-        QuantConfig(name=self.quantizer, w_bits=self.w_bits, a_bits=self.a_bits,
-                    options=dict(self.quantizer_options), backend=self.backend)
+    @property
+    def data(self) -> DataConfig:
+        """What the data loader takes: corpus and tokenizer."""
+        return DataConfig(corpus=self.corpus, tokenizer=self.tokenizer, vocab_size=self.vocab_size)
 
     # -- derived -----------------------------------------------------------------------------
     @property
     def n_params(self) -> int:
         """Non-embedding parameter count N (docs/design.md §2)."""
-        from quest_lab.model import non_embedding_params
-
         return non_embedding_params(self.size)
 
     @property
@@ -132,9 +134,7 @@ class RunConfig:
 
     @property
     def precision_label(self) -> str:
-        if self.w_bits >= 16 and self.a_bits >= 16:
-            return "bf16"
-        return f"{self.quantizer}:w{self.w_bits:g}a{self.a_bits:g}"
+        return precision_label(self.quantizer, self.w_bits, self.a_bits)
 
     # -- serialisation -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -155,8 +155,6 @@ class RunConfig:
         and the size's peak LR) resolve to the same dict, and a change to the size registry (its N
         or peak LR) changes it.
         """
-        from quest_lab.model import get_size
-
         d = self.to_dict()
         d.update(tokens=self.token_budget, tokens_per_param=None,
                  lr=self.lr if self.lr is not None else get_size(self.size).peak_lr)

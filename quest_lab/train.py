@@ -20,9 +20,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from quest_lab.data import DataConfig, TokenStream, eval_batches, load_tokens, train_batch
+from quest_lab.tokens import TokenStream, eval_batches, load_tokens, train_batch
 from quest_lab.model import Llama, build_model, get_size
-from quest_lab.quant import QuantConfig, Quantizer
+from quest_lab.quant import Quantizer
 from quest_lab.run import RunConfig, RunResult
 
 log = logging.getLogger(__name__)
@@ -118,11 +118,9 @@ def train(config: RunConfig, progress: ProgressFn | None = None) -> RunResult:
     """Train one model as `config` says and return its `RunResult` (never touches a database)."""
     t_start = time.perf_counter()
     device = resolve_device(config.device)
-    stream = load_tokens(DataConfig(corpus=config.corpus, tokenizer=config.tokenizer,
-                                    vocab_size=config.vocab_size))
+    stream = load_tokens(config.data)
     size = get_size(config.size)
-    qcfg = QuantConfig(name=config.quantizer, w_bits=config.w_bits, a_bits=config.a_bits,
-                       options=dict(config.quantizer_options), backend=config.backend)
+    qcfg = config.quant
 
     torch.manual_seed(config.seed)
     model = build_model(size, qcfg, vocab_size=stream.vocab_size, seq_len=config.seq_len, device=device)

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from quest_lab.data import DataConfig, data_identity, eval_batches, load_tokens, read_corpus_text, train_batch
+from quest_lab.corpus import DataConfig, data_identity, read_corpus_text
+from quest_lab.tokens import eval_batches, load_tokens, train_batch
 
 
 @pytest.fixture(autouse=True)

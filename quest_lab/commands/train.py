@@ -12,15 +12,15 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from quest_lab.commands import console, fail
-from quest_lab.model import MODEL_SIZES, non_embedding_params
-from quest_lab.quant import QUANTIZERS
+from quest_lab.quant.specs import QUANTIZER_SPECS, fmt_bits
 from quest_lab.run import BACKENDS, DEVICES, TOKENIZERS, RunConfig
+from quest_lab.sizes import MODEL_SIZES, non_embedding_params
 
 app = typer.Typer()
 log = logging.getLogger(__name__)
 
 SizeChoice = Enum("SizeChoice", {name: name for name in MODEL_SIZES}, type=str)
-QuantizerChoice = Enum("QuantizerChoice", {name: name for name in QUANTIZERS}, type=str)
+QuantizerChoice = Enum("QuantizerChoice", {name: name for name in QUANTIZER_SPECS}, type=str)
 TokenizerChoice = Enum("TokenizerChoice", {name: name for name in TOKENIZERS}, type=str)
 DeviceChoice = Enum("DeviceChoice", {name: name for name in DEVICES}, type=str)
 BackendChoice = Enum("BackendChoice", {name: name for name in BACKENDS}, type=str)
@@ -100,11 +100,15 @@ def sizes_command() -> None:
 
 @app.command("quantizers")
 def quantizers_command() -> None:
-    """List the quantizer registry."""
-    table = Table("name", "description")
-    for name, cls in QUANTIZERS.items():
-        doc = (cls.__doc__ or "").strip().splitlines()
-        table.add_row(name, doc[0] if doc else "")
+    """List the quantizer registry: bits per side, options, what each does and where it comes from."""
+    table = Table("name", "weight bits", "activation bits", "options", "description", "citation")
+    for name, spec in QUANTIZER_SPECS.items():
+        if name != spec.name:
+            continue  # aliases
+        table.add_row(name + "".join(f" ({a})" for a in spec.aliases), fmt_bits(spec.allowed_bits("weight")),
+                      fmt_bits(spec.allowed_bits("activation")),
+                      ", ".join(f"{k}={v.default!r}" for k, v in spec.options.items()) or "—",
+                      spec.summary, spec.citation)
     console.print(table)
 
 

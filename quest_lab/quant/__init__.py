@@ -1,29 +1,48 @@
 """Quantizers for quantization-aware training (QuEST and baselines) and the `QuantLinear` layer.
 
-Registered names: bf16 (alias none), ste, clip, quest, lsq, ternary, fp4 — see each module.
+The torch-free parts (`QuantConfig`, the quantizer specs, labels) import without torch; everything
+else (`QuantLinear`, the quantizer classes and their math) is loaded on first attribute access, so
+`from quest_lab.quant import QuantConfig` in configs and the CLI never loads torch.
+Registered names: see `quest_lab.quant.specs` (`quest-lab quantizers`).
 """
-from quest_lab.quant.base import (BACKENDS, QUANTIZERS, ROLES, Quantizer, build_quantizer,
-                                  register_quantizer)
-from quest_lab.quant.estimators import STE, LSQFunction, MaskedSTE
-from quest_lab.quant.gaussian import (FP4_E2M1_GRID, FP4_RMS_SCALE, GAUSSIAN_ALPHA, gaussian_alpha,
-                                      gaussian_grid_mse, optimal_fp4_scale, optimal_gaussian_clip)
-from quest_lab.quant.hadamard import hadamard_block_for, hadamard_matrix, hadamard_transform
-from quest_lab.quant.quest import (default_trust, quest_quantize, quest_quantize_rotated,
-                                   uniform_fake_quant)
+from __future__ import annotations
 
-# Importing these modules registers their quantizers.
-from quest_lab.quant import baselines as _baselines  # noqa: F401  (bf16/none, ste, clip, fp4)
-from quest_lab.quant import lsq as _lsq  # noqa: F401
-from quest_lab.quant import quest as _quest  # noqa: F401
-from quest_lab.quant import ternary as _ternary  # noqa: F401
-from quest_lab.quant.baselines import fp4_fake_quant
+import importlib
+
 from quest_lab.quant.config import QuantConfig
-from quest_lab.quant.linear import QuantLinear
+from quest_lab.quant.specs import (BACKENDS, GEMMS, OFF_BITS, QUANTIZER_SPECS, ROLES, QuantizerSpec, get_spec,
+                                   parse_precision_label, precision_label, register_spec, valid_bits)
 
-__all__ = [
-    "BACKENDS", "FP4_E2M1_GRID", "FP4_RMS_SCALE", "GAUSSIAN_ALPHA", "LSQFunction", "MaskedSTE",
-    "QUANTIZERS", "ROLES", "STE", "QuantConfig", "QuantLinear", "Quantizer", "build_quantizer",
-    "default_trust", "fp4_fake_quant", "gaussian_alpha", "gaussian_grid_mse", "hadamard_block_for",
-    "hadamard_matrix", "hadamard_transform", "optimal_fp4_scale", "optimal_gaussian_clip",
-    "quest_quantize", "quest_quantize_rotated", "register_quantizer", "uniform_fake_quant",
-]
+# name -> module holding it (imported on first access: these need torch)
+_LAZY = {
+    "QUANTIZERS": "base", "Quantizer": "base", "build_quantizer": "base", "register_quantizer": "base",
+    "implementation": "base",
+    "STE": "estimators", "LSQFunction": "estimators", "MaskedSTE": "estimators",
+    "FP4_E2M1_GRID": "gaussian", "FP4_RMS_SCALE": "gaussian", "GAUSSIAN_ALPHA": "gaussian",
+    "gaussian_alpha": "gaussian", "gaussian_grid_mse": "gaussian", "optimal_fp4_scale": "gaussian",
+    "optimal_gaussian_clip": "gaussian",
+    "hadamard_block_for": "hadamard", "hadamard_matrix": "hadamard", "hadamard_transform": "hadamard",
+    "default_trust": "quest", "quest_quantize": "quest", "quest_quantize_rotated": "quest",
+    "uniform_fake_quant": "quest", "fp4_fake_quant": "baselines", "QuantLinear": "linear",
+}
+
+
+def load_all() -> None:
+    """Import every registered quantizer's implementation (for code that lists QUANTIZERS)."""
+    from quest_lab.quant.base import implementation
+
+    for name in list(QUANTIZER_SPECS):
+        implementation(name)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module = importlib.import_module(f"quest_lab.quant.{_LAZY[name]}")
+        if name == "QUANTIZERS":
+            load_all()
+        return getattr(module, name)
+    raise AttributeError(f"module 'quest_lab.quant' has no attribute {name!r}")
+
+
+__all__ = ["BACKENDS", "GEMMS", "OFF_BITS", "QUANTIZER_SPECS", "ROLES", "QuantConfig", "QuantizerSpec", "get_spec",
+           "load_all", "parse_precision_label", "precision_label", "register_spec", "valid_bits", *_LAZY]

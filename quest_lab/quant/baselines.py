@@ -3,19 +3,15 @@ from __future__ import annotations
 
 import torch
 
-from quest_lab.quant.base import OFF_BITS, Quantizer, register_quantizer, row_rms
+from quest_lab.quant.base import Quantizer, register_quantizer, row_rms
 from quest_lab.quant.estimators import STE, MaskedSTE
 from quest_lab.quant.gaussian import FP4_E2M1_GRID, FP4_RMS_SCALE, gaussian_alpha
 from quest_lab.quant.quest import uniform_fake_quant
 
 
-@register_quantizer("bf16", "none")
+@register_quantizer("bf16")
 class IdentityQuantizer(Quantizer):
     """No quantization (full-precision baseline); only 16 bits is meaningful."""
-
-    @classmethod
-    def allowed_bits(cls, role: str) -> tuple[float, ...]:
-        return (OFF_BITS,)
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:  # never reached: bits are always 16
         return x
@@ -64,10 +60,6 @@ def fp4_fake_quant(x: torch.Tensor) -> torch.Tensor:
 class FP4Quantizer(Quantizer):
     """FP4 E2M1 {0, ±0.5, ±1, ±1.5, ±2, ±3, ±4, ±6} × per-row scale c·RMS, c = FP4_RMS_SCALE ≈ 0.4871
     (Gaussian-MSE optimal, see `optimal_fp4_scale`); plain STE backward."""
-
-    @classmethod
-    def allowed_bits(cls, role: str) -> tuple[float, ...]:
-        return (4, OFF_BITS)
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
         return STE.apply(x, fp4_fake_quant)

@@ -1,20 +1,21 @@
-"""`QuantConfig`: which quantizer, at which bit-widths, with which options and backend."""
+"""`QuantConfig`: which quantizer, at which bit-widths, with which options, backend and GEMM (torch-free)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from quest_lab.quant.base import BACKENDS, GEMMS, OFF_BITS, QUANTIZERS
+from quest_lab.quant.specs import BACKENDS, GEMMS, OFF_BITS, get_spec, precision_label
 
 
 @dataclass(frozen=True)
 class QuantConfig:
     """Quantization of one linear layer's weight (w_bits) and input activations (a_bits).
 
-    16 bits on a side means that side is not quantized.  `options` are quantizer-specific (see each
-    quantizer's `option_defaults`); `backend` is "auto" (Triton on CUDA when importable, else torch),
+    16 bits on a side means that side is not quantized.  `options` are quantizer-specific (see its
+    spec, `quest-lab quantizers`); `backend` is "auto" (Triton on CUDA when importable, else torch),
     "torch" or "triton" (only QuEST has a Triton path).  `gemm`: how a layer whose both sides are
     Hadamard-rotated QuEST runs its forward matmul (see `GEMMS`; an execution detail like `backend`).
+    Validated once, here; the quantizers trust it.
     """
 
     name: str = "bf16"
@@ -25,14 +26,12 @@ class QuantConfig:
     gemm: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.name not in QUANTIZERS:
-            raise ValueError(f"quantizer={self.name!r} is unknown; allowed: {', '.join(QUANTIZERS)}")
-        cls = QUANTIZERS[self.name]
-        cls.check_bits(self.w_bits, "weight")
-        cls.check_bits(self.a_bits, "activation")
+        spec = get_spec(self.name)
+        spec.check_bits(self.w_bits, "weight")
+        spec.check_bits(self.a_bits, "activation")
         if not isinstance(self.options, dict):
             raise ValueError(f"options={self.options!r} must be a mapping of option name to value")
-        cls.resolve_options(self.options)
+        spec.resolve_options(self.options)
         if self.backend not in BACKENDS:
             raise ValueError(f"backend={self.backend!r} is unknown; allowed: {', '.join(BACKENDS)}")
         if self.gemm not in GEMMS:
@@ -44,4 +43,4 @@ class QuantConfig:
 
     @property
     def label(self) -> str:
-        return f"{self.name}:w{self.w_bits:g}a{self.a_bits:g}" if self.enabled else "bf16"
+        return precision_label(self.name, self.w_bits, self.a_bits)

@@ -15,10 +15,11 @@ from typing import Any, Callable
 
 import torch
 
-from quest_lab.quant.base import INT_BITS, Quantizer, bits_match, register_quantizer, row_rms
+from quest_lab.quant.base import Quantizer, register_quantizer, row_rms
 from quest_lab.quant.estimators import MaskedSTE
 from quest_lab.quant.gaussian import gaussian_alpha
-from quest_lab.quant.hadamard import _is_pow2, hadamard_block_for, hadamard_transform
+from quest_lab.quant.hadamard import hadamard_block_for, hadamard_transform
+from quest_lab.quant.specs import INT_BITS, bits_match
 
 log = logging.getLogger(__name__)
 
@@ -89,21 +90,7 @@ def _triton_kernel() -> Callable[..., torch.Tensor] | None:
 
 @register_quantizer("quest")
 class QuestQuantizer(Quantizer):
-    """QuEST; options: hadamard (bool), trust (T in σ units; None = half a step), hadamard_block."""
-
-    option_defaults = {"hadamard": True, "trust": None, "hadamard_block": 128}
-
-    @classmethod
-    def check_option_values(cls, options: dict[str, Any]) -> None:
-        if not isinstance(options["hadamard"], bool):
-            raise ValueError(f"quest option hadamard={options['hadamard']!r} must be true or false")
-        t = options["trust"]
-        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0):
-            raise ValueError(f"quest option trust={t!r} must be a positive number (σ units) or null "
-                             f"(= half a quantization step)")
-        blk = options["hadamard_block"]
-        if isinstance(blk, bool) or not isinstance(blk, int) or not _is_pow2(blk):
-            raise ValueError(f"quest option hadamard_block={blk!r} must be a power of two (e.g. 32, 64, 128)")
+    """QuEST; options (spec): hadamard (bool), trust (T in σ units; None = half a step), hadamard_block."""
 
     def _use_triton(self, x: torch.Tensor) -> bool:
         if self.backend == "torch":

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from quest_lab.quant.base import OFF_BITS, Quantizer, register_quantizer
+from quest_lab.quant.base import Quantizer, register_quantizer
 from quest_lab.quant.estimators import STE
-
-TERNARY_BITS = 1.58
+from quest_lab.quant.specs import TERNARY_BITS  # noqa: F401  (re-exported)
 
 
 def ternary_weight(w: torch.Tensor) -> torch.Tensor:
@@ -26,9 +25,7 @@ def absmax_int8(x: torch.Tensor) -> torch.Tensor:
 
 @register_quantizer("ternary")
 class TernaryQuantizer(Quantizer):
-    @classmethod
-    def allowed_bits(cls, role: str) -> tuple[float, ...]:
-        return (TERNARY_BITS, OFF_BITS) if role == "weight" else (8, OFF_BITS)
+    """BitNet b1.58 (weights 1.58 bits, activations 8-bit absmax or off)."""
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
         fn = ternary_weight if self.role == "weight" else absmax_int8

@@ -1,7 +1,7 @@
 """Grid expansion and run identity: Sweep -> RunConfigs -> run_ids -> the plan (what is left to run).
 
 run_id = `RunConfig.run_id(data_identity)`: a hash of the resolved config, the corpus/tokenizer
-identity (`quest_lab.data.data_identity`) and the schema version.  The plan subtracts runs the
+identity (`quest_lab.corpus.data_identity`) and the schema version.  The plan subtracts runs the
 store already holds as completed/diverged (and failed, unless `rerun_failed`).
 """
 from __future__ import annotations
@@ -84,7 +84,7 @@ def _freeze(cfg: RunConfig) -> Any:
 
 
 def default_data_identity() -> DataIdentityFn:
-    from quest_lab.data import data_identity
+    from quest_lab.corpus import data_identity
 
     return data_identity
 

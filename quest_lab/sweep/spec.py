@@ -30,7 +30,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from quest_lab.run import VALID_BITS, RunConfig
+from quest_lab.quant.specs import QUANTIZER_SPECS, bits_match, fmt_bits, valid_bits
+from quest_lab.run import RunConfig
+from quest_lab.sizes import MODEL_SIZES
 
 DEFAULT_STORE = "sqlite:///results.db"
 # The keys a sweep may set on a run: RunConfig's fields plus the joint `bits` = [w_bits, a_bits].
@@ -115,23 +117,20 @@ def _loc(loc: tuple[Any, ...]) -> str:
 
 def _bits_value(file: str, where: str, value: Any) -> tuple[float, float]:
     """A joint bits entry: [w, a] or a scalar b meaning [b, b]."""
-    allowed = ", ".join(f"{b:g}" for b in VALID_BITS)
+    allowed = fmt_bits(valid_bits())
     pair = [value, value] if isinstance(value, (int, float)) and not isinstance(value, bool) else value
     if (not isinstance(pair, (list, tuple)) or len(pair) != 2
             or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in pair)):
         raise SpecError(file, where, f"{value!r} is not a bit-width or a [w_bits, a_bits] pair; "
                                      f"bit-widths allowed: {allowed}")
     for b in pair:
-        if not any(abs(float(b) - v) < 1e-9 for v in VALID_BITS):
+        if not bits_match(b, valid_bits()):
             raise SpecError(file, where, f"bit-width {b!r} is out of range; allowed: {allowed} (16 = off)")
     return float(pair[0]), float(pair[1])
 
 
 def _check_value(file: str, where: str, key: str, value: Any) -> Any:
     """Type- and registry-check one run option; returns the normalised value."""
-    from quest_lab.model import MODEL_SIZES
-    from quest_lab.quant import QUANTIZERS
-
     if key == JOINT_BITS:
         return _bits_value(file, where, value)
     if (key in _INT_FIELDS and isinstance(value, float) and value.is_integer()
@@ -144,8 +143,8 @@ def _check_value(file: str, where: str, key: str, value: Any) -> Any:
         raise SpecError(file, where, f"{value!r} has the wrong type for {key} ({msg})") from None
     if key == "size" and value not in MODEL_SIZES:
         raise SpecError(file, where, f"size {value!r} is unknown; allowed: {', '.join(MODEL_SIZES)}")
-    if key == "quantizer" and value not in QUANTIZERS:
-        raise SpecError(file, where, f"quantizer {value!r} is unknown; allowed: {', '.join(QUANTIZERS)}")
+    if key == "quantizer" and value not in QUANTIZER_SPECS:
+        raise SpecError(file, where, f"quantizer {value!r} is unknown; allowed: {', '.join(QUANTIZER_SPECS)}")
     if key in ("w_bits", "a_bits"):
         _bits_value(file, where, value)
     return value

@@ -1,0 +1,190 @@
+"""What each quantizer accepts, declared once and torch-free: bit-widths per role, options with their
+defaults and checks, a one-line summary and its citation.  Everything else is derived from here:
+`VALID_BITS`, the option validation of configs and sweep files, `quest-lab quantizers`, and the
+precision labels.  The torch implementation of a spec is imported lazily from `impl` ("module:Class"),
+so configs, the CLI and sweep planning never load torch.
+
+Adding a quantizer: `register_spec(QuantizerSpec(...))` next to its implementation class (the
+implementation module registers it with `@register_quantizer(name)`), plus a test.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+OFF_BITS: float = 16.0  # a side at 16 bits is not quantized
+INT_BITS: tuple[float, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
+TERNARY_BITS: float = 1.58  # log2(3); 1.585 is accepted as the same value
+BITS_TOL: float = 0.01  # bit-widths within this of an allowed value are that value (1.585 == 1.58)
+ROLES: tuple[str, ...] = ("weight", "activation")
+BACKENDS: tuple[str, ...] = ("auto", "torch", "triton")
+# forward GEMM of a layer whose two sides are Hadamard-rotated QuEST: "fake" = bf16 GEMM on the
+# fake-quantized operands; "lowp" = on the integer codes (FP8 / int8, `quest_lab.kernels.lowp`);
+# "auto" = lowp on CUDA under bf16 autocast where bits and shapes allow, else fake
+GEMMS: tuple[str, ...] = ("auto", "fake", "lowp")
+BASE_LABEL = "bf16"
+
+
+def fmt_bits(values) -> str:
+    return ", ".join(f"{float(b):g}" for b in values)
+
+
+def bits_match(bits: Any, allowed) -> bool:
+    """True when `bits` is a real number within BITS_TOL of one of `allowed`."""
+    if isinstance(bits, bool) or not isinstance(bits, (int, float)) or not math.isfinite(bits):
+        return False
+    return any(abs(float(bits) - float(a)) < BITS_TOL for a in allowed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Option checks: each returns None when the value is fine, else what is allowed
+# ---------------------------------------------------------------------------------------------
+def is_bool(v: Any) -> str | None:
+    return None if isinstance(v, bool) else "true or false"
+
+
+def positive_or_none(v: Any) -> str | None:
+    ok = v is None or (not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v > 0)
+    return None if ok else "a positive finite number, or null"
+
+
+def power_of_two(v: Any) -> str | None:
+    ok = not isinstance(v, bool) and isinstance(v, int) and v >= 1 and v & (v - 1) == 0
+    return None if ok else "a power of two (e.g. 32, 64, 128)"
+
+
+@dataclass(frozen=True)
+class Option:
+    default: Any
+    check: Callable[[Any], str | None]
+    help: str
+
+
+@dataclass(frozen=True)
+class QuantizerSpec:
+    """The public contract of one quantizer (see module doc)."""
+
+    name: str
+    summary: str
+    citation: str
+    impl: str  # "module:Class" of the torch implementation
+    weight_bits: tuple[float, ...] = INT_BITS
+    activation_bits: tuple[float, ...] = INT_BITS
+    options: Mapping[str, Option] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+
+    def allowed_bits(self, role: str) -> tuple[float, ...]:
+        """Bit-widths for `role`; 16 (= off) is always allowed."""
+        if role not in ROLES:
+            raise ValueError(f"role={role!r} is unknown; allowed: {', '.join(ROLES)}")
+        bits = self.weight_bits if role == "weight" else self.activation_bits
+        return tuple(bits) + (OFF_BITS,)
+
+    def check_bits(self, bits: Any, role: str) -> float:
+        """The canonical value of `bits` for `role`, or ValueError naming what is allowed."""
+        allowed = self.allowed_bits(role)
+        if not bits_match(bits, allowed):
+            side = "w_bits" if role == "weight" else "a_bits"
+            raise ValueError(f"{side}={bits!r} is not supported by quantizer {self.name!r} for {role}s; "
+                             f"allowed: {fmt_bits(allowed)} (16 = off)")
+        return next(float(a) for a in allowed if abs(float(bits) - float(a)) < BITS_TOL)
+
+    def resolve_options(self, options: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Defaults filled in and every value checked; ValueError names the option and what is allowed."""
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            allowed = ", ".join(sorted(self.options)) or "(none)"
+            raise ValueError(f"unknown option(s) {unknown} for quantizer {self.name!r}; allowed: {allowed}")
+        resolved = {k: options.get(k, opt.default) for k, opt in self.options.items()}
+        for k, v in resolved.items():
+            problem = self.options[k].check(v)
+            if problem:
+                raise ValueError(f"{self.name} option {k}={v!r} is not valid; allowed: {problem}")
+        return resolved
+
+
+QUANTIZER_SPECS: dict[str, QuantizerSpec] = {}
+
+
+def register_spec(spec: QuantizerSpec) -> QuantizerSpec:
+    for n in (spec.name, *spec.aliases):
+        if n in QUANTIZER_SPECS and QUANTIZER_SPECS[n] is not spec:
+            raise ValueError(f"quantizer name {n!r} is already registered")
+        QUANTIZER_SPECS[n] = spec
+    return spec
+
+
+def get_spec(name: str) -> QuantizerSpec:
+    try:
+        return QUANTIZER_SPECS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"quantizer={name!r} is unknown; allowed: {', '.join(QUANTIZER_SPECS)}") from None
+
+
+def valid_bits() -> tuple[float, ...]:
+    """Every bit-width some quantizer accepts on some side (derived, sorted; 16 = off)."""
+    out: set[float] = {OFF_BITS}
+    for spec in QUANTIZER_SPECS.values():
+        out.update(float(b) for b in spec.weight_bits + spec.activation_bits)
+    return tuple(sorted(out))
+
+
+# ---------------------------------------------------------------------------------------------
+# Precision labels: the one place they are built and parsed
+# ---------------------------------------------------------------------------------------------
+def precision_label(quantizer: str, w_bits: float, a_bits: float) -> str:
+    """"bf16" for full precision, else "quantizer:w{w}a{a}" (e.g. quest:w4a4, ternary:w1.58a8)."""
+    if float(w_bits) >= OFF_BITS and float(a_bits) >= OFF_BITS:
+        return BASE_LABEL
+    return f"{quantizer}:w{float(w_bits):g}a{float(a_bits):g}"
+
+
+def parse_precision_label(label: str) -> tuple[str, float, float]:
+    """Inverse of `precision_label`: (quantizer, w_bits, a_bits); "bf16" → ("bf16", 16, 16)."""
+    if label == BASE_LABEL:
+        return BASE_LABEL, OFF_BITS, OFF_BITS
+    try:
+        quantizer, bits = label.rsplit(":", 1)
+        w, a = bits[1:].split("a", 1)
+        if not bits.startswith("w"):
+            raise ValueError
+        return quantizer, float(w), float(a)
+    except (ValueError, AttributeError):
+        raise ValueError(f"precision label {label!r} is not 'bf16' or 'quantizer:w<bits>a<bits>'") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# The built-in quantizers
+# ---------------------------------------------------------------------------------------------
+QUEST_OPTIONS = {
+    "hadamard": Option(True, is_bool, "rotate by a block Hadamard before quantizing"),
+    "trust": Option(None, positive_or_none, "trust radius T in σ units (null: half a quantization step)"),
+    "hadamard_block": Option(128, power_of_two, "largest Hadamard block (the block used divides K)"),
+}
+
+register_spec(QuantizerSpec(
+    "bf16", "No quantization: the full-precision baseline (16 bits only).", "—",
+    "quest_lab.quant.baselines:IdentityQuantizer", weight_bits=(), activation_bits=(), aliases=("none",)))
+register_spec(QuantizerSpec(
+    "ste", "Round-to-nearest on the 2^b grid, s = max|row|; straight-through backward.",
+    "Bengio et al. 2013 (arXiv 1308.3432)", "quest_lab.quant.baselines:STEQuantizer"))
+register_spec(QuantizerSpec(
+    "clip", "Gaussian-optimal clip s = α_b·RMS on QuEST's grid, no Hadamard; clipped STE backward.",
+    "QuEST ablation (arXiv 2502.05003)", "quest_lab.quant.baselines:ClipQuantizer"))
+register_spec(QuantizerSpec(
+    "quest", "QuEST: Hadamard rotation, Gaussian-MSE grid, trust-masked gradient.",
+    "Panferov et al. 2025 (arXiv 2502.05003)", "quest_lab.quant.quest:QuestQuantizer", options=QUEST_OPTIONS))
+register_spec(QuantizerSpec(
+    "lsq", "Learned step size: signed integer grid, learned steps (per weight row / per activation tensor).",
+    "Esser et al. 2020 (arXiv 1902.08153)", "quest_lab.quant.lsq:LSQQuantizer"))
+register_spec(QuantizerSpec(
+    "ternary", "BitNet b1.58: ternary weights {−γ, 0, γ}, 8-bit absmax activations; STE.",
+    "Ma et al. 2024 (arXiv 2402.17764)", "quest_lab.quant.ternary:TernaryQuantizer",
+    weight_bits=(TERNARY_BITS,), activation_bits=(8,)))
+register_spec(QuantizerSpec(
+    "fp4", "FP4 E2M1 values × per-row scale c·RMS (c ≈ 0.4871, Gaussian-MSE optimal); STE.",
+    "OCP Microscaling formats (2023); scale: docs/design.md §3", "quest_lab.quant.baselines:FP4Quantizer",
+    weight_bits=(4,), activation_bits=(4,)))
