@@ -1,6 +1,7 @@
 """Benchmark the fused QuEST Triton kernels (issue 6).
 
-  python benchmarks/kernels.py            # GPU: correctness, tile sweep, GB/s, speedups, 100M step
+  python benchmarks/kernels.py            # GPU: correctness, tile sweep, GB/s, speedups
+  (training steps: benchmarks/step.py; the calls a training step makes: benchmarks/training_paths.py)
   python benchmarks/kernels.py --smoke    # CPU (Triton interpreter, tiny shapes) or a quick GPU pass
 
 Needs only torch + triton (+ numpy): `kernels/` is loaded as `quest_lab.kernels` from the checkout,
@@ -93,7 +94,7 @@ def check_gpu(K, quick):
                                f"out_bf16={torch.equal(qb, q.to(torch.bfloat16))},"
                                f"dotpack={torch.equal(mp, m) and torch.equal(qp, q)},"
                                f"bwd_bytes={torch.equal(K.quest_quantize_bwd(g, mb), dx)},"
-                               f"legacy_mask_bytes_off={int((ml != m).sum())},"
+                               f"one_pass_mask_bytes_off={int((ml != m).sum())},"
                                f"fastdiv_values_off={int((qf != q).sum())}")  # vs default (one-pass for short fp32: σ differs by ulps)
                 rows.append(dict(dtype=str(dtype).split(".")[-1], bits=bits, K=k, n=x.numel(), code_ties=ties,
                                  max_step_diff=maxstep, mask_diff=mask_off, bwd_rel=rel, fake_rel=frel,
@@ -118,7 +119,7 @@ def _desc(cfg):
 
 def kernel_throughput(K, peak, shapes, configs, quick):
     """GB/s of forward (rotated / de-rotated) and backward kernels, best launch config per shape;
-    plus the previous one-pass design (`legacy`) and the byte-mask format at the default config."""
+    plus the previous one-pass design and the byte-mask format at the default config."""
     import torch
 
     from quest_lab.quant import quest_quantize  # torch reference path (what backend="torch" runs)
@@ -131,9 +132,9 @@ def kernel_throughput(K, peak, shapes, configs, quick):
         fwd_bytes = 2 * m * k * es + m * k // 8 + 4 * m
         bwd_bytes = 2 * m * k * es + m * k // 8
         best = {}
-        legacy = K.LaunchConfig(two_pass=False)
+        one_pass = K.LaunchConfig(two_pass=False)
         extra = {}
-        for label, cfg, fmt in (("legacy", legacy, "packed"), ("default", None, "packed"), ("bytes", None, "bytes")):
+        for label, cfg, fmt in (("one-pass", one_pass, "packed"), ("default", None, "packed"), ("bytes", None, "bytes")):
             tf = bench(lambda: K.quest_quantize_fwd(x, 4, ALPHA[4], derotate=True, config=cfg, mask_format=fmt), quick)
             _, mask, _ = K.quest_quantize_fwd(x, 4, ALPHA[4], config=cfg, mask_format=fmt)
             tb = bench(lambda: K.quest_quantize_bwd(g, mask, config=cfg), quick)
@@ -177,87 +178,6 @@ def kernel_throughput(K, peak, shapes, configs, quick):
     return out
 
 
-def training_step(K, quick, steps):
-    """100M Llama (docs/design.md §2) W4A4 QuEST (triton / torch backend) vs BF16: fwd+bwd+AdamW, bf16 autocast."""
-    import torch
-
-    from quest_lab.model import build_model
-    from quest_lab.quant import QuantConfig
-
-    import contextlib
-
-    from quest_lab.quant.quest import QuestQuantizer
-
-    kq = sys.modules["quest_lab.kernels.quest"]
-    kc = sys.modules["quest_lab.kernels._common"]
-    ka = sys.modules["quest_lab.kernels.autograd"]
-
-    @contextlib.contextmanager
-    def variant(name):
-        saved = (kc._DEFAULT, ka.MASK_FORMAT, QuestQuantizer.forward_rotated)
-        if name == "legacy":  # previous one-pass / row-tiled kernels
-            kc._DEFAULT = K.LaunchConfig(two_pass=False)
-        if name == "bytes":
-            ka.MASK_FORMAT = "bytes"
-        if name in ("no_out_dtype", "legacy"):  # previous behaviour: x̂ in x's dtype, autocast casts it
-            orig = QuestQuantizer.forward_rotated
-            QuestQuantizer.forward_rotated = lambda self, x, out_dtype=None: orig(self, x)
-        kq._fwd_plan.cache_clear(), kq._bwd_plan.cache_clear()
-        try:
-            yield
-        finally:
-            kc._DEFAULT, ka.MASK_FORMAT, QuestQuantizer.forward_rotated = saved
-            kq._fwd_plan.cache_clear(), kq._bwd_plan.cache_clear()
-
-    batch, seq = (32, 512) if not quick else (2, 256)
-    res = {}
-    tri = QuantConfig(name="quest", w_bits=4, a_bits=4, backend="triton")
-    for label, qc, var in (("bf16", QuantConfig(), None),
-                           ("w4a4_triton", tri, None),
-                           ("w4a4_triton_bytesmask", tri, "bytes"),
-                           ("w4a4_triton_legacy", tri, "legacy"),
-                           ("w4a4_torch", QuantConfig(name="quest", w_bits=4, a_bits=4, backend="torch"), None)):
-        with variant(var):
-            torch.manual_seed(0)
-            model = build_model("100M", qc, vocab_size=50304, seq_len=seq, device="cuda")
-            opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-            idx = torch.randint(0, 50304, (batch, seq + 1), device="cuda")
-
-            def step():
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    logits = model(idx[:, :-1])
-                    loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), idx[:, 1:].flatten())
-                loss.backward()
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                return loss
-
-            for _ in range(3):
-                step()
-            torch.cuda.synchronize()
-            times = []
-            for _ in range(steps):
-                s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                s.record()
-                loss = step()
-                e.record()
-                torch.cuda.synchronize()
-                times.append(s.elapsed_time(e) * 1e-3)
-            times.sort()
-            res[label] = dict(step_s=times[len(times) // 2], loss=float(loss.detach()), tokens=batch * seq)
-            print(f"  step {label}: {res[label]['step_s'] * 1e3:.1f} ms", flush=True)
-            if label == "w4a4_triton" and not quick:  # where does the time go: top GPU kernels
-                from torch.profiler import ProfilerActivity, profile
-
-                with profile(activities=[ProfilerActivity.CUDA]) as prof:
-                    step()
-                    torch.cuda.synchronize()
-                print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=14, max_name_column_width=60))
-            del model, opt
-            torch.cuda.empty_cache()
-    return res
-
-
 def smoke_cpu(K) -> None:
     import torch
 
@@ -276,7 +196,6 @@ def main() -> int:
     ap.add_argument("--smoke", action="store_true", help="tiny/quick run (CPU interpreter if no GPU)")
     ap.add_argument("--out", default=None, help="write all results as JSON here")
     ap.add_argument("--no-sweep", action="store_true", help="time only the default launch config")
-    ap.add_argument("--no-train", action="store_true", help="skip the 100M training-step benchmark")
     args = ap.parse_args()
     import torch
 
@@ -328,13 +247,6 @@ def main() -> int:
         torch.cuda.synchronize()
         results[f"host_us_{label}"] = us = (time.perf_counter() - t0) / 200 * 1e6
         print(f"host time per call, tiny shape (launch overhead): {label}: {us:.0f} us")
-    if not args.no_train:
-        tr = results["train_step"] = training_step(K, quick, steps=5 if quick else 15)
-        base = tr["bf16"]["step_s"]
-        print("\n# 100M Llama training step (fwd+bwd+AdamW, bf16 autocast), median")
-        for label, v in tr.items():
-            print(f"{label:26} {v['step_s'] * 1e3:8.1f} ms  ×{v['step_s'] / base:5.2f} vs bf16  "
-                  f"({v['tokens'] / v['step_s'] / 1e3:.0f}k tok/s, loss {v['loss']:.3f})")
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1, default=str))
     t0 = time.time()
@@ -348,7 +260,7 @@ def main() -> int:
         print(f"{r['M']:>7}x{r['K']:<6} {r['dtype']:9}{f.get('gbs', 0):>9.0f}{f.get('pct_peak', 0):>5.0f}"
               f"{b.get('gbs', 0):>9.0f}{b.get('pct_peak', 0):>5.0f}{ro.get('gbs', 0):>9.0f}"
               f"{r['speedup_fwd']:>8.1f}{r['speedup_fwdbwd']:>8.1f}  {f.get('cfg')} | {b.get('cfg')}")
-    print("\n# default config per variant: GB/s (% of copy BW); legacy = previous one-pass/row-tiled kernels;"
+    print("\n# default config per variant: GB/s (% of copy BW); one-pass = the previous one-pass/row-tiled kernels;"
           " bytes = one mask byte per element (its bytes counted)")
     for r in rows:
         print(f"{r['M']:>7}x{r['K']:<6} {r['dtype']:9}" + "  ".join(

@@ -83,7 +83,6 @@ def num_sms(device: torch.device) -> int:
     return _num_sms(device.index if device.index is not None else torch.cuda.current_device())
 
 
-_DEFAULT: LaunchConfig | None = None  # overrides both defaults below when set (benchmarks)
 # H100 sweep (benchmarks/KERNELS.md, run 5): two-pass fwd best with 32 rows, 2 programs/SM and a
 # 3-stage pipelined block loop; the flat bwd with 64-block tiles, 4 warps, 4 programs/SM
 # rows 32: 64-row tiles (wgmma-sized) won one microbenchmark run on the H200 and lost the next, and the
@@ -95,8 +94,7 @@ _FWD_SHORT_FP32 = LaunchConfig(two_pass=False)
 
 
 def default_config(forward: bool = True) -> LaunchConfig:
-    if _DEFAULT is not None:
-        return _DEFAULT
+    """The launch settings used when a call passes none (callers pass a `LaunchConfig` to override)."""
     if interpreting():
         return LaunchConfig(tile_blocks=16, num_warps=1, rows=16)
     return _FWD_DEFAULT if forward else _BWD_DEFAULT
@@ -131,7 +129,7 @@ def config_for(nb: int, dtype: torch.dtype, cfg: LaunchConfig | None, forward: b
                 and triton.next_power_of_2(nb) >= 32 and cfg == LaunchConfig(two_pass=False)):
             return LaunchConfig(tile_blocks=32, num_warps=8, programs_per_sm=8, two_pass=False)
         return cfg
-    if (forward and one_pass_ok and _DEFAULT is None and not interpreting() and dtype == torch.float32
+    if (forward and one_pass_ok and not interpreting() and dtype == torch.float32
             and triton.next_power_of_2(nb) <= 8):
         return _FWD_SHORT_FP32
     return default_config(forward)

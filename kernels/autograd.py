@@ -3,51 +3,48 @@
 `quest_fake_quant(x, …)`      → Q(x·H)·Hᵀ      (original domain), ∂x = ((g·H) ⊙ M)·Hᵀ
 `quest_fake_quant_rotated(x)` → Q(x·H)         (rotated domain: Q(xH)·Q(WH)ᵀ is the same GEMM),
                                                ∂x = (g ⊙ M)·Hᵀ
-Only the trust mask is saved for the backward: packed, K/8 bytes per row (`MASK_FORMAT`, default;
-"bytes" saves K bytes per row and skips the in-kernel bit packing).
+Only the trust mask is saved for the backward: packed, K/8 bytes per row (`mask_format="packed"`,
+default; "bytes" saves K bytes per row and skips the in-kernel bit packing).  `config`: explicit
+launch settings (default: `default_config()`).
 `out_dtype` (e.g. the autocast dtype) makes the kernel write x̂ in that dtype directly; ∂x always
 comes back in x's dtype.
 """
 from __future__ import annotations
 
-import os
-
 import torch
 
-from quest_lab.kernels._common import SUPPORTED_DTYPES, check_2d, check_bits
-from quest_lab.kernels.quest import _bwd_launch, _fwd_launch
+from quest_lab.kernels._common import SUPPORTED_DTYPES, LaunchConfig, check_2d, check_bits
+from quest_lab.kernels.quest import MASK_FORMATS, _bwd_launch, _fwd_launch
 from quest_lab.kernels.reference import pick_block
-
-MASK_FORMAT = os.environ.get("QUEST_MASK_FORMAT", "packed")  # "packed" | "bytes"
 
 
 class _QuestFakeQuant(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, bits, alpha, trust, hadamard, block, rotated, out_dtype, round_input):
+    def forward(ctx, x, bits, alpha, trust, hadamard, block, rotated, out_dtype, round_input, config, mask_format):
         k = x.shape[-1]
         x2d = x.reshape(-1, k)
         if not x2d.is_contiguous():
             x2d = x2d.contiguous()
-        out, mask, _ = _fwd_launch(x2d, bits, alpha, trust, block, hadamard, 0 if rotated else 1, None, out_dtype,
-                                   MASK_FORMAT, round_input)
+        out, mask, _ = _fwd_launch(x2d, bits, alpha, trust, block, hadamard, 0 if rotated else 1, config, out_dtype,
+                                   mask_format, round_input)
         ctx.save_for_backward(mask)
-        ctx.meta = (block, hadamard, rotated, x.dtype)
+        ctx.meta = (block, hadamard, rotated, x.dtype, config)
         return out.view(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
         (mask,) = ctx.saved_tensors
-        block, hadamard, rotated, in_dtype = ctx.meta
+        block, hadamard, rotated, in_dtype, config = ctx.meta
         k = grad.shape[-1]
         g2d = grad.reshape(-1, k)
         if not g2d.is_contiguous():
             g2d = g2d.contiguous()
-        dx = _bwd_launch(g2d, mask, block, hadamard, rotated, None, in_dtype)
-        return dx.view(grad.shape), None, None, None, None, None, None, None, None
+        dx = _bwd_launch(g2d, mask, block, hadamard, rotated, config, in_dtype)
+        return (dx.view(grad.shape),) + (None,) * 10
 
 
 def _check(x: torch.Tensor, bits: int, alpha: float, block: int, hadamard: bool,
-           out_dtype: torch.dtype | None) -> int:
+           out_dtype: torch.dtype | None, mask_format: str = "packed") -> int:
     if not isinstance(x, torch.Tensor) or x.dim() < 1:
         raise ValueError("x must be a tensor of shape (..., K)")
     if hadamard and (block < 16 or x.shape[-1] % block):
@@ -55,6 +52,8 @@ def _check(x: torch.Tensor, bits: int, alpha: float, block: int, hadamard: bool,
                          "and the block must be >= 16 for the Triton kernels (use the torch backend)")
     if out_dtype is not None and out_dtype not in SUPPORTED_DTYPES:
         raise TypeError(f"out_dtype={out_dtype} must be float32, float16 or bfloat16")
+    if mask_format not in MASK_FORMATS:
+        raise ValueError(f"mask_format={mask_format!r} must be one of {MASK_FORMATS}")
     k = x.shape[-1]
     tb = block if hadamard else pick_block(k)
     check_2d("x", x.detach().as_strided((1, k), (k, 1)) if x.numel() else x.reshape(-1, k), tb)  # dtype/K/device
@@ -64,7 +63,8 @@ def _check(x: torch.Tensor, bits: int, alpha: float, block: int, hadamard: bool,
 
 def quest_fake_quant(x: torch.Tensor, bits: int, alpha: float, trust: float | None = None,
                      hadamard: bool = True, block: int = 128, out_dtype: torch.dtype | None = None,
-                     round_input: bool = False) -> torch.Tensor:
+                     round_input: bool = False, config: LaunchConfig | None = None,
+                     mask_format: str = "packed") -> torch.Tensor:
     """QuEST fake quantization along the last dim, de-rotated: Q(x·H)·Hᵀ (x's shape; `out_dtype`,
     default x's dtype).
 
@@ -72,13 +72,16 @@ def quest_fake_quant(x: torch.Tensor, bits: int, alpha: float, trust: float | No
     hadamard=False: no rotation (plain Gaussian clip + trust mask).  trust=None: half a step.
     round_input: quantize bf16(x) (an fp32 x rounded on load; ∂x is still the masked gradient).
     """
-    tb = _check(x, bits, alpha, block, hadamard, out_dtype)
-    return _QuestFakeQuant.apply(x, bits, alpha, trust, hadamard, tb, False, out_dtype, round_input)
+    tb = _check(x, bits, alpha, block, hadamard, out_dtype, mask_format)
+    return _QuestFakeQuant.apply(x, bits, alpha, trust, hadamard, tb, False, out_dtype, round_input, config,
+                                 mask_format)
 
 
 def quest_fake_quant_rotated(x: torch.Tensor, bits: int, alpha: float, trust: float | None = None,
                              block: int = 128, out_dtype: torch.dtype | None = None,
-                             round_input: bool = False) -> torch.Tensor:
+                             round_input: bool = False, config: LaunchConfig | None = None,
+                             mask_format: str = "packed") -> torch.Tensor:
     """Like `quest_fake_quant` but returns the rotated-domain Q(x·H) (for GEMMs in the rotated basis)."""
-    tb = _check(x, bits, alpha, block, True, out_dtype)
-    return _QuestFakeQuant.apply(x, bits, alpha, trust, True, tb, True, out_dtype, round_input)
+    tb = _check(x, bits, alpha, block, True, out_dtype, mask_format)
+    return _QuestFakeQuant.apply(x, bits, alpha, trust, True, tb, True, out_dtype, round_input, config,
+                                 mask_format)

@@ -8,8 +8,10 @@ re-reads the rows (L2-resident: a program owns only ROWS rows at a time) block b
 with one `tl.dot` against a ±1 matrix built in registers, quantizes, writes x̂ and the mask.
 Backward (`_quest_bwd_kernel`): the gradient needs no per-row quantity, so it walks the tensor as
 flat [T, BLOCK] tiles of consecutive Hadamard blocks.
-The previous one-pass design (whole rows as a [ROWS·NBP, BLOCK] tile) is kept as
-`_quest_fwd_kernel_1pass` / `_quest_bwd_kernel_rows` (LaunchConfig(two_pass=False)) for comparison.
+The one-pass forward (whole rows as a [ROWS·NBP, BLOCK] register tile, `_quest_fwd_kernel_1pass`) is
+what `config_for` picks for unrounded fp32 rows of ≤ 8 blocks (measured faster there); it and the
+row-tiled backward (`_quest_bwd_kernel_rows`) run with LaunchConfig(two_pass=False) and need K ≤ 128
+blocks.
 
 Mask formats: "packed" (M, K/8) uint8, element 8i + j is bit j of byte i (the reference's
 `pack_mask`; what autograd saves by default), or "bytes" (M, K) uint8 0/1 (8× the saved memory,

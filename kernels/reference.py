@@ -1,4 +1,6 @@
-"""Torch references for the QuEST kernels (the spec the Triton kernels are tested against).
+"""Torch references for the QuEST kernels (the spec the Triton kernels are tested against): the one
+QuEST math module, `quest_lab.quant.quest` (`quest_grid`, `default_trust`) and `quest_lab.quant.hadamard`,
+wrapped in the kernels' formats (packed masks, Δ per row, codes).
 
 Quantization math (docs/design.md §3), per row of the (block-Hadamard-rotated) input y = x·H:
 
@@ -14,61 +16,22 @@ inputs (use float64 to measure the kernels' own error).
 """
 from __future__ import annotations
 
-import functools
-
 import torch
 
-
-def _is_pow2(n: int) -> bool:
-    return isinstance(n, int) and n >= 1 and (n & (n - 1)) == 0
-
-
-def default_trust(bits: int, alpha: float) -> float:
-    """Half a quantization step in σ units: Δ/2 = α·σ/(2^b − 1)."""
-    return float(alpha) / float(2**bits - 1)
+from quest_lab.quant.hadamard import hadamard_block_for, hadamard_transform
+from quest_lab.quant.quest import default_trust, quest_grid
 
 
 def pick_block(k: int, max_block: int = 128) -> int:
-    """Largest power of two ≤ `max_block` dividing K (K=96 → 32, K=384 → 128); at least 16.
-
-    Raises if K has no power-of-two divisor ≥ 16: the kernels need blocks of ≥ 16 columns.
-    """
-    if not _is_pow2(max_block) or max_block < 16:
+    """Largest power of two ≤ `max_block` dividing K (K=96 → 32, K=384 → 128), which the kernels need
+    to be ≥ 16 (the torch quantizer's `hadamard_block_for` without that floor)."""
+    if not isinstance(max_block, int) or max_block < 16 or max_block & (max_block - 1):
         raise ValueError(f"max_block={max_block!r} must be a power of two >= 16")
-    block = max_block
-    while block >= 16:
-        if k % block == 0:
-            return block
-        block //= 2
-    raise ValueError(f"K={k} has no power-of-two divisor in [16, {max_block}]; the QuEST kernels need "
-                     "K to be a multiple of 16 (use the torch reference quantizer for such shapes)")
-
-
-@functools.lru_cache(maxsize=16)
-def _sylvester_f64(n: int) -> torch.Tensor:
-    h = torch.ones(1, 1, dtype=torch.float64)
-    while h.shape[0] < n:
-        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
-    return h
-
-
-def hadamard(n: int, dtype: torch.dtype = torch.float32, device=None, normalized: bool = True) -> torch.Tensor:
-    """Sylvester Hadamard (n × n, symmetric); normalized: H·Hᵀ = I."""
-    if not _is_pow2(n):
-        raise ValueError(f"Hadamard size {n!r} must be a power of two")
-    h = _sylvester_f64(n)
-    if normalized:
-        h = h / n**0.5
-    return h.to(device=device, dtype=dtype)
-
-
-def block_hadamard(x: torch.Tensor, block: int) -> torch.Tensor:
-    """x · blockdiag(H, …, H) along the last dim (same call applies Hᵀ: H is symmetric)."""
-    k = x.shape[-1]
-    if k % block:
-        raise ValueError(f"last dim {k} is not a multiple of block {block}")
-    h = hadamard(block, dtype=x.dtype, device=x.device)
-    return (x.unflatten(-1, (k // block, block)) @ h).flatten(-2)
+    block = hadamard_block_for(k, max_block)
+    if block < 16:
+        raise ValueError(f"K={k} has no power-of-two divisor in [16, {max_block}]; the QuEST kernels need "
+                         "K to be a multiple of 16 (use the torch reference quantizer for such shapes)")
+    return block
 
 
 def pack_mask(mask: torch.Tensor) -> torch.Tensor:
@@ -104,21 +67,11 @@ def quest_quantize_fwd_ref(x2d: torch.Tensor, bits: int, alpha: float, trust: fl
 
 def _fwd_ref_work(x2d, bits, alpha, trust, block, hadamard):
     """(x̂ in the working precision, bool mask, Δ)."""
-    if trust is None:
-        trust = default_trust(bits, alpha)
-    wd = _work_dtype(x2d.dtype)
-    y = x2d.to(wd)
+    y = x2d.to(_work_dtype(x2d.dtype))
     if hadamard:
-        y = block_hadamard(y, block)
-    levels = 2**bits
-    sigma = torch.sqrt((y * y).sum(-1, keepdim=True) / y.shape[-1])
-    s = alpha * sigma + 1e-8
-    delta = (2.0 * s) / (levels - 1)
-    v = torch.clamp(y, -s, s) / delta + 0.5
-    j = torch.clamp(torch.round(v), 1 - levels // 2, levels // 2)
-    q = (j - 0.5) * delta
-    mask = (q - y).abs() <= trust * sigma
-    return q, mask, delta.squeeze(-1)
+        y = hadamard_transform(y, block)
+    g = quest_grid(y, bits, alpha, trust)
+    return g.q, g.mask, g.delta.squeeze(-1)
 
 
 def quest_codes_ref(x2d: torch.Tensor, bits: int, alpha: float, trust: float | None = None,
@@ -126,10 +79,13 @@ def quest_codes_ref(x2d: torch.Tensor, bits: int, alpha: float, trust: float | N
     """Reference of `quest_quantize_codes`: (integer codes (int64), packed mask, scale = Δ/2).
 
     "codes": 2j − 1 (x̂ = codes·scale); "offset_codes": j − 1 (x̂ = (2·codes + 1)·scale)."""
-    q, mask, delta = _fwd_ref_work(x2d, bits, alpha, trust, block, hadamard)
-    j = torch.round(q / delta[:, None] + 0.5).long()
+    y = x2d.to(_work_dtype(x2d.dtype))
+    if hadamard:
+        y = hadamard_transform(y, block)
+    g = quest_grid(y, bits, alpha, trust)
+    j = g.j.long()
     codes = 2 * j - 1 if mode == "codes" else j - 1
-    return codes, pack_mask(mask), delta / 2
+    return codes, pack_mask(g.mask), g.delta.squeeze(-1) / 2
 
 
 def quest_lowp_linear_ref(x: torch.Tensor, weight: torch.Tensor, a: tuple, w: tuple, block: int = 128,
@@ -157,10 +113,10 @@ def quest_quantize_bwd_ref(grad: torch.Tensor, mask: torch.Tensor, block: int = 
     wd = _work_dtype(grad.dtype)
     g = grad.to(wd)
     if hadamard and not grad_rotated:
-        g = block_hadamard(g, block)
+        g = hadamard_transform(g, block)
     g = torch.where(m, g, torch.zeros((), dtype=wd, device=g.device))
     if hadamard:
-        g = block_hadamard(g, block)
+        g = hadamard_transform(g, block)
     return g.to(grad.dtype)
 
 
@@ -170,5 +126,5 @@ def quest_fake_quant_ref(x: torch.Tensor, bits: int, alpha: float, trust: float 
     k = x.shape[-1]
     q, _, _ = _fwd_ref_work(x.reshape(-1, k), bits, alpha, trust, block, hadamard)
     if hadamard and not rotated:
-        q = block_hadamard(q, block)
+        q = hadamard_transform(q, block)
     return q.to(x.dtype).reshape(x.shape)

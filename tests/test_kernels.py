@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from quest_lab.kernels import (LaunchConfig, block_hadamard, pack_mask, pick_block, quest_fake_quant,
+from quest_lab.quant.hadamard import hadamard_transform
+from quest_lab.kernels import (LaunchConfig, pack_mask, pick_block, quest_fake_quant,
                                quest_fake_quant_ref, quest_fake_quant_rotated, quest_quantize_bwd,
                                quest_quantize_bwd_ref, quest_quantize_fwd, quest_quantize_fwd_ref,
                                unpack_mask)
@@ -42,7 +43,7 @@ def _compare_fwd(x, bits, block, hadamard=True):
     if n_ties:  # each mismatch must be a genuine tie: y within rounding of a cell boundary
         y = x.double()
         if hadamard:
-            y = block_hadamard(y, block)
+            y = hadamard_transform(y, block)
         v = y.clamp(-(2 ** bits - 1) / 2 * dr.double()[:, None], None) / dr.double()[:, None] + 0.5
         frac = (v - v.floor() - 0.5).abs()[off]
         assert float(frac.max()) < 1e-4
@@ -201,9 +202,9 @@ def test_quantlinear_triton_matches_torch():
 @pytest.mark.parametrize("cfg", [LaunchConfig(rows=16, num_warps=1, pack=1, programs_per_sm=2),
                                  LaunchConfig(rows=16, num_warps=1, fast_div=True),
                                  LaunchConfig(tile_blocks=16, num_warps=1, two_pass=False)],
-                         ids=["two_pass_dot_pack", "two_pass_fast_div", "one_pass_legacy"])
+                         ids=["two_pass_dot_pack", "two_pass_fast_div", "one_pass"])
 def test_forward_backward_other_configs(cfg):
-    """The dot-packed mask and the previous one-pass/row-tiled kernels give the same results."""
+    """The dot-packed mask and the one-pass/row-tiled kernels give the same results."""
     x = _x(ROWS, 384, torch.float32, seed=11)
     q0, m0, d0 = quest_quantize_fwd(x, 4, ALPHA[4])
     q1, m1, d1 = quest_quantize_fwd(x, 4, ALPHA[4], config=cfg)
@@ -233,25 +234,19 @@ def test_mask_bytes_format_and_out_dtype():
 
 
 def test_fake_quant_out_dtype_grad_in_input_dtype():
-    from quest_lab.kernels import autograd
-
     x = _x(26, 128, torch.float32, seed=15).requires_grad_(True)
     for fmt in ("packed", "bytes"):
-        old, autograd.MASK_FORMAT = autograd.MASK_FORMAT, fmt
-        try:
-            out = quest_fake_quant_rotated(x, 4, ALPHA[4], out_dtype=torch.float16)
-            assert out.dtype == torch.float16
-            ref = quest_fake_quant_ref(x.detach(), 4, ALPHA[4], rotated=True)
-            assert torch.equal(out, quest_fake_quant_rotated(x.detach(), 4, ALPHA[4]).to(torch.float16))
-            assert float((out.detach().float() - ref).abs().max()) < 1e-2
-            g = torch.randn(26, 128, dtype=torch.float16)
-            (gx,) = torch.autograd.grad(out, x, g)
-            assert gx.dtype == torch.float32
-            _, m, _ = quest_quantize_fwd_ref(x.detach(), 4, ALPHA[4])
-            torch.testing.assert_close(gx, quest_quantize_bwd_ref(g.float(), m, grad_rotated=True),
-                                       rtol=1e-5, atol=1e-5)
-        finally:
-            autograd.MASK_FORMAT = old
+        out = quest_fake_quant_rotated(x, 4, ALPHA[4], out_dtype=torch.float16, mask_format=fmt)
+        assert out.dtype == torch.float16
+        ref = quest_fake_quant_ref(x.detach(), 4, ALPHA[4], rotated=True)
+        assert torch.equal(out, quest_fake_quant_rotated(x.detach(), 4, ALPHA[4]).to(torch.float16))
+        assert float((out.detach().float() - ref).abs().max()) < 1e-2
+        g = torch.randn(26, 128, dtype=torch.float16)
+        (gx,) = torch.autograd.grad(out, x, g)
+        assert gx.dtype == torch.float32
+        _, m, _ = quest_quantize_fwd_ref(x.detach(), 4, ALPHA[4])
+        torch.testing.assert_close(gx, quest_quantize_bwd_ref(g.float(), m, grad_rotated=True),
+                                   rtol=1e-5, atol=1e-5)
 
 
 def test_kernels_compile_for_sm90(tmp_path):

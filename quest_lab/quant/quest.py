@@ -1,5 +1,9 @@
 """QuEST (docs/design.md §3): Hadamard rotation + Gaussian-MSE clip + trust-masked gradient.
 
+This module is THE torch reference of the QuEST math: the torch backend runs it, and the Triton
+kernels' references (`quest_lab.kernels.reference`) wrap it in the kernels' formats.  An independent
+float64 oracle written straight from the paper's formulas lives in tests/oracle.py.
+
 Grid: with σ = RMS(row), s = α_b·σ + 1e-8, Δ = 2s/(2^b − 1),
     x̂ = (round(clamp(x, −s, s)/Δ + ½) − ½)·Δ,
 the integer index clamped to [−(2^{b−1} − 1), 2^{b−1}], so the grid is exactly the 2^b points
@@ -11,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import torch
 
@@ -24,25 +28,49 @@ from quest_lab.quant.specs import INT_BITS, bits_match
 log = logging.getLogger(__name__)
 
 
-def uniform_fake_quant(x: torch.Tensor, s: torch.Tensor, levels: int) -> torch.Tensor:
-    """Round x to the `levels`-point (even) uniform grid −s + kΔ on [−s, s] (docs/design.md §3 formula)."""
+def grid_index(x: torch.Tensor, s: torch.Tensor, levels: int) -> torch.Tensor:
+    """Integer index j of x on the `levels`-point (even) grid (j − ½)·Δ, Δ = 2s/(levels − 1):
+    round(clamp(x, −s, s)/Δ + ½) (half to even) clamped to [−(levels/2 − 1), levels/2]."""
     delta = 2 * s / (levels - 1)
     half = levels // 2
-    idx = torch.round(torch.clamp(x, -s, s) / delta + 0.5).clamp_(-(half - 1), half)
-    return (idx - 0.5) * delta
+    return torch.round(torch.clamp(x, -s, s) / delta + 0.5).clamp_(-(half - 1), half)
 
 
-def default_trust(bits: int) -> float:
-    """Half a quantization step, in σ units: α_b / (2^b − 1)."""
-    return gaussian_alpha(bits) / (2 ** bits - 1)
+def uniform_fake_quant(x: torch.Tensor, s: torch.Tensor, levels: int) -> torch.Tensor:
+    """Round x to the `levels`-point (even) uniform grid −s + kΔ on [−s, s] (docs/design.md §3 formula)."""
+    return (grid_index(x, s, levels) - 0.5) * (2 * s / (levels - 1))
+
+
+def default_trust(bits: int, alpha: float | None = None) -> float:
+    """Half a quantization step, in σ units: α/(2^b − 1) (α: the Gaussian clip of `bits` by default)."""
+    a = gaussian_alpha(bits) if alpha is None else float(alpha)
+    return a / (2 ** bits - 1)
+
+
+class QuestGrid(NamedTuple):
+    q: torch.Tensor  # x̂ = (j − ½)·Δ, x's shape
+    mask: torch.Tensor  # trust mask M = 1[|x̂ − x| ≤ T·σ] (bool)
+    delta: torch.Tensor  # Δ per row, (..., 1)
+    j: torch.Tensor  # grid index (float), x's shape
+
+
+def quest_grid(y: torch.Tensor, bits: int, alpha: float | None = None, trust: float | None = None) -> QuestGrid:
+    """QuEST's grid on the rows of y (already rotated, or not): σ = RMS(row), s = α·σ + 1e-8,
+    Δ = 2s/(2^b − 1), j = grid index, x̂ = (j − ½)Δ, M = 1[|x̂ − y| ≤ T·σ] (T: half a step)."""
+    a = gaussian_alpha(bits) if alpha is None else float(alpha)
+    t = default_trust(bits, a) if trust is None else float(trust)
+    levels = 2 ** bits
+    sigma = row_rms(y)
+    s = a * sigma + 1e-8
+    delta = 2 * s / (levels - 1)
+    j = grid_index(y, s, levels)
+    q = (j - 0.5) * delta
+    return QuestGrid(q, (q - y).abs() <= t * sigma, delta, j)
 
 
 def _quest_grid(x: torch.Tensor, bits: int, trust: float) -> tuple[torch.Tensor, torch.Tensor]:
-    sigma = row_rms(x)
-    s = gaussian_alpha(bits) * sigma + 1e-8
-    x_hat = uniform_fake_quant(x, s, 2 ** bits)
-    mask = (x_hat - x).abs() <= trust * sigma
-    return x_hat, mask
+    g = quest_grid(x, bits, trust=trust)
+    return g.q, g.mask
 
 
 def _check_int_bits(bits: float) -> int:
