@@ -1,4 +1,4 @@
-"""Quantization MSE on N(0, 1) per bit-width: quest (± Hadamard), clip, ste (absmax), fp4.
+"""Quantization MSE on N(0, 1) per bit-width: quest (± Hadamard), clip/ste (α_b·RMS), absmax, gaussian, fp4.
 
 Compares with the docs/design.md §3 table (4b 0.011543, 8b 8.782e-5) and with the exact Gaussian MSE of
 each quantizer's grid at the table's α (`gaussian_grid_mse`).  Data: `--rows` × `--k` samples, one
@@ -22,7 +22,9 @@ METHODS = {  # label -> (registry name, options)
     "quest": ("quest", {"hadamard": False}),
     "quest+had": ("quest", {"hadamard": True}),
     "clip": ("clip", {}),
-    "ste": ("ste", {}),
+    "ste": ("ste", {}),  # same forward as clip since issue 9 (only the backward differs)
+    "absmax": ("absmax", {}),
+    "gaussian": ("gaussian", {}),  # Lloyd–Max levels
     "fp4": ("fp4", {}),
 }
 
@@ -45,7 +47,7 @@ def main() -> None:
 
     print(f"N(0,1), {rows}x{args.k} = {x.numel():,} samples, per-row scale, float64")
     header = f"{'bits':>4} {'design':>10} {'analytic':>10} " + " ".join(f"{m:>10}" for m in METHODS)
-    print(header + f" {'ste/quest':>10}")
+    print(header + f" {'absmax/q':>10}")
     for bits in bit_list:
         mse = {}
         for label, (name, opts) in METHODS.items():
@@ -57,7 +59,7 @@ def main() -> None:
                 mse[label] = (q(x) - x).pow(2).mean().item()
         design = DESIGN_MSE.get(bits, float("nan"))
         cells = " ".join(f"{mse[m]:10.4e}" for m in METHODS)
-        print(f"{bits:>4} {design:10.4e} {analytic_mse(bits):10.4e} {cells} {mse['ste'] / mse['quest']:10.2f}")
+        print(f"{bits:>4} {design:10.4e} {analytic_mse(bits):10.4e} {cells} {mse['absmax'] / mse['quest']:10.2f}")
     fp4_exact = gaussian_grid_mse(FP4_RMS_SCALE * np.r_[-np.array(FP4_E2M1_GRID[:0:-1]), FP4_E2M1_GRID])
     print(f"fp4 analytic (E2M1 x {FP4_RMS_SCALE:.4f}*RMS): {fp4_exact:.4e}")
 

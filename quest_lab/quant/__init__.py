@@ -18,12 +18,14 @@ _LAZY = {
     "QUANTIZERS": "base", "Quantizer": "base", "build_quantizer": "base", "register_quantizer": "base",
     "implementation": "base",
     "STE": "estimators", "LSQFunction": "estimators", "MaskedSTE": "estimators",
-    "FP4_E2M1_GRID": "gaussian", "FP4_RMS_SCALE": "gaussian", "GAUSSIAN_ALPHA": "gaussian",
-    "gaussian_alpha": "gaussian", "gaussian_grid_mse": "gaussian", "optimal_fp4_scale": "gaussian",
-    "optimal_gaussian_clip": "gaussian",
+    "masked_in_basis": "estimators", "ste_in_basis": "estimators",
+    "FP4_E2M1_GRID": "gaussian", "FP4_REFERENCE_TRUST": "gaussian", "FP4_RMS_SCALE": "gaussian",
+    "GAUSSIAN_ALPHA": "gaussian", "gaussian_alpha": "gaussian", "gaussian_grid_mse": "gaussian",
+    "optimal_fp4_scale": "gaussian", "optimal_gaussian_clip": "gaussian",
+    "LLOYD_MAX_LEVELS": "lloyd_max", "lloyd_iterate": "lloyd_max", "lloyd_max_levels": "lloyd_max",
     "hadamard_block_for": "hadamard", "hadamard_matrix": "hadamard", "hadamard_transform": "hadamard",
     "default_trust": "quest", "quest_quantize": "quest", "quest_quantize_rotated": "quest",
-    "uniform_fake_quant": "quest", "fp4_fake_quant": "baselines", "QuantLinear": "linear",
+    "uniform_fake_quant": "quest", "nearest_level": "nonuniform", "QuantLinear": "linear",
 }
 
 

@@ -1,8 +1,9 @@
 """Quantizer base class, the implementation registry and `build_quantizer`.
 
-A quantizer fake-quantizes along the LAST dim with one scale per row (weights: per output row of
-W (out, in); activations: per token row of x (…, in)) and returns a tensor in the original domain,
-with the input's shape and dtype.  16 bits on a side means that side is off (identity).
+A quantizer fake-quantizes along the LAST dim, most with one scale per row (weights: per output row
+of W (out, in); activations: per token row of x (…, in)); `lsq` (weights and activations) and the
+`ternary` weights use one scale per tensor, as their papers do.  It returns a tensor in the original
+domain, with the input's shape and dtype.  16 bits on a side means that side is off (identity).
 What a quantizer accepts (bits, options) is its torch-free `QuantizerSpec` (quant/specs.py).
 """
 from __future__ import annotations

@@ -55,6 +55,18 @@ def power_of_two(v: Any) -> str | None:
     return None if ok else "a power of two (e.g. 32, 64, 128)"
 
 
+def positive(v: Any) -> str | None:
+    ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+    return None if ok else "a positive finite number"
+
+
+def one_of(*values: str) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        return None if v in values else ", ".join(repr(x) for x in values)
+
+    return check
+
+
 @dataclass(frozen=True)
 class Option:
     default: Any
@@ -74,6 +86,8 @@ class QuantizerSpec:
     activation_bits: tuple[float, ...] = INT_BITS
     options: Mapping[str, Option] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
+    # checks across options, run after each option's own check: resolved options -> None or the problem
+    constraints: tuple[Callable[[Mapping[str, Any]], str | None], ...] = ()
 
     def allowed_bits(self, role: str) -> tuple[float, ...]:
         """Bit-widths for `role`; 16 (= off) is always allowed."""
@@ -103,6 +117,10 @@ class QuantizerSpec:
             problem = self.options[k].check(v)
             if problem:
                 raise ValueError(f"{self.name} option {k}={v!r} is not valid; allowed: {problem}")
+        for constraint in self.constraints:
+            problem = constraint(resolved)
+            if problem:
+                raise ValueError(f"{self.name} options {options}: {problem}")
         return resolved
 
 
@@ -157,34 +175,75 @@ def parse_precision_label(label: str) -> tuple[str, float, float]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The built-in quantizers
+# The built-in quantizers.  "IST-DASLab/QuEST X" = class X of that repository's
+# src/models/quantization/base_linear.py (the QuEST reference code); docs/design.md §3 has the
+# formulas.  Issue 9 changed what ste, lsq, ternary and fp4 compute (they now follow their published
+# definitions); the old ste is kept as `absmax`.
 # ---------------------------------------------------------------------------------------------
+HADAMARD_BLOCK = Option(128, power_of_two, "largest Hadamard block (the block used divides K)")
 QUEST_OPTIONS = {
     "hadamard": Option(True, is_bool, "rotate by a block Hadamard before quantizing"),
     "trust": Option(None, positive_or_none, "trust radius T in σ units (null: half a quantization step)"),
-    "hadamard_block": Option(128, power_of_two, "largest Hadamard block (the block used divides K)"),
+    "hadamard_block": HADAMARD_BLOCK,
 }
+# gradient estimators of the fixed-level (non-uniform) quantizers, as the QuEST reference names them:
+# ste = pass everywhere; clip = pass where |x| <= the outermost level; trust = pass where |x̂ − x| <= T·σ
+BACKWARDS: tuple[str, ...] = ("ste", "clip", "trust")
+
+
+def level_options(hadamard: bool, backward: str) -> dict[str, Option]:
+    """Options of a fixed-level quantizer (fp4, gaussian) with these defaults."""
+    return {
+        "hadamard": Option(hadamard, is_bool, "rotate by a block Hadamard before quantizing"),
+        "backward": Option(backward, one_of(*BACKWARDS), "gradient estimator: ste, clip or trust"),
+        "trust": Option(None, positive_or_none, "trust radius T in σ units for backward=trust "
+                                                "(null: the quantizer's default)"),
+        "hadamard_block": HADAMARD_BLOCK,
+    }
+
+
+def trust_only_with_trust_backward(o: Mapping[str, Any]) -> str | None:
+    if o.get("trust") is not None and o.get("backward") != "trust":
+        return f"trust is only used with backward='trust' (backward={o.get('backward')!r}); drop trust or set it"
+    return None
+
 
 register_spec(QuantizerSpec(
     "bf16", "No quantization: the full-precision baseline (16 bits only).", "—",
     "quest_lab.quant.baselines:IdentityQuantizer", weight_bits=(), activation_bits=(), aliases=("none",)))
 register_spec(QuantizerSpec(
-    "ste", "Round-to-nearest on the 2^b grid, s = max|row|; straight-through backward.",
-    "Bengio et al. 2013 (arXiv 1308.3432)", "quest_lab.quant.baselines:STEQuantizer"))
+    "ste", "QuEST's grid at s = α_b·RMS (no Hadamard), plain straight-through backward (QuEST's STE ablation).",
+    "Bengio et al. 2013 (arXiv 1308.3432); IST-DASLab/QuEST STEQuantizer", "quest_lab.quant.baselines:STEQuantizer"))
 register_spec(QuantizerSpec(
-    "clip", "Gaussian-optimal clip s = α_b·RMS on QuEST's grid, no Hadamard; clipped STE backward.",
-    "QuEST ablation (arXiv 2502.05003)", "quest_lab.quant.baselines:ClipQuantizer"))
+    "absmax", "Round-to-nearest on the 2^b grid at s = max|row|, straight-through backward (`ste` before issue 9).",
+    "Bengio et al. 2013 (arXiv 1308.3432)", "quest_lab.quant.baselines:AbsmaxQuantizer"))
+register_spec(QuantizerSpec(
+    "clip", "QuEST's grid at s = α_b·RMS (no Hadamard); clipped STE: gradient where |x| ≤ clip_scale·s.",
+    "IST-DASLab/QuEST ClipQuantizer (arXiv 2502.05003)", "quest_lab.quant.baselines:ClipQuantizer",
+    options={"clip_scale": Option(1.0, positive, "gradient passes where |x| <= clip_scale·s")}))
+register_spec(QuantizerSpec(
+    "hadamard_clip", "Hadamard + QuEST's grid; clipped STE in the rotated basis (the QuEST paper's 1-bit runs).",
+    "IST-DASLab/QuEST HadamardClipQuantizer, clip_scale 1.3 (arXiv 2502.05003)",
+    "quest_lab.quant.baselines:HadamardClipQuantizer",
+    options={"clip_scale": Option(1.3, positive, "gradient passes where |x·H| <= clip_scale·s"),
+             "hadamard_block": HADAMARD_BLOCK}))
 register_spec(QuantizerSpec(
     "quest", "QuEST: Hadamard rotation, Gaussian-MSE grid, trust-masked gradient.",
     "Panferov et al. 2025 (arXiv 2502.05003)", "quest_lab.quant.quest:QuestQuantizer", options=QUEST_OPTIONS))
 register_spec(QuantizerSpec(
-    "lsq", "Learned step size: signed integer grid, learned steps (per weight row / per activation tensor).",
-    "Esser et al. 2020 (arXiv 1902.08153)", "quest_lab.quant.lsq:LSQQuantizer"))
+    "lsq", "Learned step size: symmetric half-integer grid (k + ½)·s, one learned step per tensor.",
+    "Esser et al. 2020 (arXiv 1902.08153); IST-DASLab/QuEST LSQQuantizer", "quest_lab.quant.lsq:LSQQuantizer",
+    weight_bits=INT_BITS[1:], activation_bits=INT_BITS[1:]))
 register_spec(QuantizerSpec(
-    "ternary", "BitNet b1.58: ternary weights {−γ, 0, γ}, 8-bit absmax activations; STE.",
+    "ternary", "BitNet b1.58: weights {−γ, 0, γ}, γ = mean|W| per matrix; 8-bit absmax activations per token; STE.",
     "Ma et al. 2024 (arXiv 2402.17764)", "quest_lab.quant.ternary:TernaryQuantizer",
     weight_bits=(TERNARY_BITS,), activation_bits=(8,)))
 register_spec(QuantizerSpec(
-    "fp4", "FP4 E2M1 values × per-row scale c·RMS (c ≈ 0.4871, Gaussian-MSE optimal); STE.",
-    "OCP Microscaling formats (2023); scale: docs/design.md §3", "quest_lab.quant.baselines:FP4Quantizer",
-    weight_bits=(4,), activation_bits=(4,)))
+    "fp4", "FP4 E2M1 values × c·RMS (c Gaussian-MSE optimal); by default Hadamard + trust (the QuEST paper's FP4).",
+    "OCP Microscaling formats (2023); IST-DASLab/QuEST HalfHadamardFP4TrustQuantizer",
+    "quest_lab.quant.nonuniform:FP4Quantizer", weight_bits=(4,), activation_bits=(4,),
+    options=level_options(hadamard=True, backward="trust"), constraints=(trust_only_with_trust_backward,)))
+register_spec(QuantizerSpec(
+    "gaussian", "Lloyd–Max: the MSE-optimal 2^b-level grid for N(0, 1) × RMS(row); straight-through backward.",
+    "Max 1960; Lloyd 1982; IST-DASLab/QuEST GaussianSTEQuantizer", "quest_lab.quant.nonuniform:GaussianQuantizer",
+    options=level_options(hadamard=False, backward="ste"), constraints=(trust_only_with_trust_backward,)))
