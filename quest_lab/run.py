@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 # Bumped whenever the meaning of a stored row changes (training semantics, result fields):
 # it is part of every run_id, so old rows are never mistaken for new ones.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: baselines true to their papers, OneCycle-cosine LR, no decay on lm_head (issue 9)
 
 RunStatus = Literal["pending", "running", "completed", "diverged", "failed"]
 RUN_STATUSES: tuple[str, ...] = ("pending", "running", "completed", "diverged", "failed")
