@@ -17,7 +17,6 @@ from quest_lab.analysis.law_base import BASE_LABEL, Design, InsufficientDataErro
 
 log = logging.getLogger(__name__)
 
-COLUMN_ALIASES = {"Model Size": "N", "Training FLOP": "C", "model_size": "N", "tokens": "D", "flops": "C"}
 DEFAULTS = {"w_bits": 16.0, "a_bits": 16.0, "quantizer": "bf16"}
 
 
@@ -42,10 +41,10 @@ def label_bits(label: str) -> tuple[float, float]:
 
 
 def normalise(df: pd.DataFrame, source: str = "data") -> pd.DataFrame:
-    """Rename known aliases, derive D from C, fill precision defaults, add `label`."""
-    df = df.rename(columns={k: v for k, v in COLUMN_ALIASES.items() if k in df.columns and v not in df.columns})
-    if "D" not in df.columns and {"C", "N"} <= set(df.columns):
-        df = df.assign(D=df["C"] / (6.0 * df["N"]))
+    """Field columns by `quest_lab.ingest` (aliases, D from C), precision defaults filled, `label` added."""
+    from quest_lab.ingest import canonical_columns  # the column rules `quest-lab import` uses too
+
+    df = canonical_columns(df)
     missing = [c for c in ("N", "D", "loss") if c not in df.columns]
     if missing:
         raise InsufficientDataError(
@@ -78,7 +77,8 @@ def load_csv(path: str | Path) -> pd.DataFrame:
 def load_store(url: str, sweep: str | None = None) -> pd.DataFrame:
     from quest_lab.store import Store  # lazy: the store module is optional for CSV-only use
 
-    return normalise(Store(url).runs_frame(sweep=sweep), source=url)
+    store = Store(url)
+    return normalise(store.runs_frame(sweep=sweep), source=store.display_url)
 
 
 def drop_highest_loss(df: pd.DataFrame, k: int) -> pd.DataFrame:
