@@ -88,3 +88,21 @@ def counting_train(cfg: RunConfig) -> RunResult:
     key = f"{cfg.size}_w{cfg.w_bits:g}_a{cfg.a_bits:g}_s{cfg.seed}"
     (count_dir / f"{key}.{os.getpid()}.{time.time_ns()}").touch()
     return slow_train(cfg)
+
+
+def chained_error_train(cfg: RunConfig) -> RunResult:
+    """Raises an error chained to another, each with ~2.5 KB of message: a ~5 KB+ traceback."""
+    try:
+        raise KeyError("inner " + "k" * 2500)
+    except KeyError as inner:
+        raise RuntimeError("outer: the trial broke\n" + "detail " * 400) from inner
+
+
+def markup_error_train(cfg: RunConfig) -> RunResult:
+    """Raises an error whose text is rich markup (it must be shown literally, never interpreted)."""
+    raise ValueError("[/bold] closing tag and [link=file:///etc/passwd]link[/link]")
+
+
+def other_data_train(cfg: RunConfig) -> RunResult:
+    """Claims to have trained on other data than planned (a worker with a different corpus)."""
+    return _result(cfg, fake_loss(cfg), identity="0000000000000000:byte")

@@ -79,17 +79,17 @@ def runs_command(
     widths = {"status": 9, "precision": 10, "size": 5}
     for col in cols:
         table.add_column(col, no_wrap=True, min_width=widths.get(col))
-    if show_error:
-        table.add_column("error", overflow="fold", min_width=24)
     for r in shown.itertuples(index=False):
         cells = ([_fmt(r.sweep)] if show_sweep else []) + [
             r.status, _fmt(r.size), _fmt(r.precision), _si(r.D), _fmt(r.seed)]
         if not show_error:
             cells += [_fmt(r.loss, ".4f"), _fmt(r.wall_time_s, ".1f")]
-        else:
-            cells.append((r.error or "").splitlines()[0][:60] if isinstance(r.error, str) and r.error else "")
         table.add_row(Text(str(r.run_id)), *(Text(str(c)) for c in cells))  # stored strings: never markup
     console.print(table)
+    if show_error:  # one line per run, printed literally: an error text may hold anything
+        for r in shown.itertuples(index=False):
+            head = r.error.splitlines()[0] if isinstance(r.error, str) and r.error.strip() else "(no error text)"
+            say(f"{r.run_id}: {head[:300]}")
     say(f"{len(frame)} run(s)" + (f", showing the last {limit}" if len(frame) > limit else ""))
 
 
@@ -107,15 +107,15 @@ def export_command(
     """Write runs (one row each) to CSV or Parquet; never over the store, nor over a file without --force."""
     from quest_lab.outputs import check_file_target, write_file
 
+    handle = open_store(store)
+    with bad_input():
+        check_file_target(path, force=force, protected=handle.files())  # before reading anything
     by_ext = EXTENSIONS.get(path.suffix.lower())
     if format is None and by_ext is None:
         fail(f"cannot tell the format of {path} from its extension; use .csv or .parquet, or give --format")
     if format is not None and by_ext is not None and format != by_ext:
         fail(f"{path} has the extension {path.suffix} but --format is {format.value}; make them agree")
     fmt = format or by_ext
-    handle = open_store(store)
-    with bad_input():
-        check_file_target(path, force=force, protected=handle.files())  # before reading anything
     frame = _read_runs(store, sweep, (status.value,) if status else None, where)
 
     def write(tmp: Path) -> None:

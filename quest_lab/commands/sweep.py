@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from enum import Enum
 from pathlib import Path
@@ -37,10 +38,10 @@ def sweep_command(
     progress: Annotated[Optional[bool], typer.Option(
         "--progress/--no-progress", help="Show the progress bar (default: on a terminal).")] = None,
     max_grid: Annotated[int, typer.Option(
-        "--max-grid", min=1, help=f"Refuse grids with more points than this (default {DEFAULT_MAX_GRID:,}).")] = DEFAULT_MAX_GRID,
+        "--max-grid", help=f"Refuse grids with more points than this (default {DEFAULT_MAX_GRID:,}).")] = DEFAULT_MAX_GRID,
     claim_ttl: Annotated[float, typer.Option(
-        "--claim-ttl", min=MIN_TTL_S, help="Seconds without a heartbeat after which another driver may retake "
-                                          f"this driver's runs (default {DEFAULT_TTL_S:g}).")] = DEFAULT_TTL_S,
+        "--claim-ttl", help="Seconds without a heartbeat after which another driver may retake this driver's "
+                            f"runs (default {DEFAULT_TTL_S:g}, at least {MIN_TTL_S:g}).")] = DEFAULT_TTL_S,
     train_fn: Annotated[Optional[str], typer.Option(
         hidden=True, help="Train function 'module:function' (testing, custom trainers).")] = None,
 ) -> None:
@@ -48,6 +49,10 @@ def sweep_command(
     from quest_lab.sweep import expand, load_spec
     from quest_lab.sweep.executors import get_executor, import_train_fn
 
+    if not max_grid >= 1:
+        fail(f"--max-grid {max_grid} must be >= 1")
+    if not (math.isfinite(claim_ttl) and claim_ttl >= MIN_TTL_S):
+        fail(f"--claim-ttl {claim_ttl:g}: the claim TTL must be a number of seconds >= {MIN_TTL_S:g}")
     with bad_input():
         sweep = load_spec(file)
         expand(sweep, max_grid)  # every point resolved and checked before the store is touched
