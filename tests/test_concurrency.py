@@ -1,5 +1,6 @@
 """Concurrent drivers on one store (SQLite and PostgreSQL): two `quest-lab sweep` processes on the same
-sweep train each run exactly once and lose no row; a third started later trains only what is left."""
+sweep train each run exactly once and lose no row; a third started later trains only what is left.
+Each run takes as long as the claim TTL (1 s), so only the drivers' heartbeats keep their claims alive."""
 from __future__ import annotations
 
 import collections
@@ -23,7 +24,7 @@ GRID = {"size": ["nano", "micro"], "bits": [2, 3, 4], "tokens": [1024], "seed": 
 
 def _driver(path: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen:
     cmd = [sys.executable, str(ROOT / "cli.py"), "sweep", str(path), "--executor", "local", "--no-progress",
-           "--train-fn", "sweep_fakes:counting_train"]
+           "--train-fn", "sweep_fakes:counting_train", "--claim-ttl", "1"]
     return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
