@@ -1,7 +1,7 @@
 """The results store: SQLAlchemy 2 ORM over any URL (SQLite in WAL mode by default, PostgreSQL for labs).
 
 Tables (ORM rows in `quest_lab.store_tables`, layout owned by the Alembic migrations; engines, errors and
-schema checks in `quest_lab.store_db`): `sweeps`, `runs` (one row per run_id, status pending/running/
+schema checks in `quest_lab.store_db`; claims in `quest_lab.store_claims`): `sweeps`, `runs` (one row per run_id, status pending/running/
 completed/diverged/failed), `sweep_runs` (which sweeps contain which runs: a run shared by two grids is
 trained once), `curves` (downsampled train/eval loss curves), `fits` (law fits).
 
@@ -17,23 +17,23 @@ from __future__ import annotations
 import json
 import logging
 import math
-import socket
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Float, Integer, and_, inspect, or_, select, update
+from sqlalchemy import Float, Integer, inspect, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from quest_lab.run import RunConfig, RunResult
 from quest_lab.safe_text import clip_error, display_url, password_of, scrub
-from quest_lab.store_db import WRITE, StoreError, check_revision, create_or_check, current_revision, db_errors
-from quest_lab.store_db import make_engine, parse_url, sqlite_wal, upgrade
+from quest_lab.store_claims import ClaimLost, ClaimsMixin
+from quest_lab.store_db import WRITE, StoreError, check_revision, chunks, create_or_check, current_revision, db_errors
+from quest_lab.store_db import insert_ignore, make_engine, parse_url, sqlite_wal, upgrade
 from quest_lab.store_tables import SOURCE_OURS, CurveRow, FitRow, RunRow, SweepRow, SweepRunRow
 
 log = logging.getLogger(__name__)
@@ -59,10 +59,6 @@ class IdentityMismatch(StoreError):
     """A result's data identity is not the one its run was planned (and hashed) with."""
 
 
-class ClaimLost(StoreError):
-    """This driver no longer holds the run (its claim expired and another driver took it)."""
-
-
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -83,11 +79,6 @@ def _finite(x: float | None) -> bool:
     return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
 
 
-def _chunks(ids: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
-    """Bounded IN (...) lists and executemany batches (SQLite's host-parameter limit)."""
-    return (ids[i:i + size] for i in range(0, len(ids), size))
-
-
 def filter_schema() -> dict[str, str]:
     """Kinds of the filterable run columns, derived from the SQL column types."""
     cols = RunRow.__table__.columns
@@ -95,27 +86,7 @@ def filter_schema() -> dict[str, str]:
             for name, col in FILTER_COLUMNS.items()}
 
 
-def _insert_ignore(s: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """INSERT rows, skipping primary keys that exist (also those a concurrent writer just added)."""
-    if not rows:
-        return
-    dialect = s.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # other databases: skip what is visible now (a concurrent insert may still conflict)
-        keys = [c.name for c in table.primary_key.columns]
-        have = {tuple(r) for r in s.execute(select(*(table.c[k] for k in keys)))}
-        rows = [r for r in rows if tuple(r[k] for k in keys) not in have]
-        for chunk in _chunks(rows):
-            s.execute(table.insert(), list(chunk))
-        return
-    for chunk in _chunks(rows):
-        s.execute(insert(table).on_conflict_do_nothing(), list(chunk))
-
-
-class Store:
+class Store(ClaimsMixin):
     """Handle on a results database.  Cheap to construct: nothing is opened until used."""
 
     def __init__(self, url: str = DEFAULT_URL) -> None:
@@ -238,7 +209,7 @@ class Store:
         with self._read() as s:
             if ids is None:
                 return {rid: st for rid, st in s.execute(select(RunRow.run_id, RunRow.status))}
-            for chunk in _chunks(ids):
+            for chunk in chunks(ids):
                 rows = s.execute(select(RunRow.run_id, RunRow.status).where(RunRow.run_id.in_(chunk)))
                 out.update((rid, st) for rid, st in rows)
         return out
@@ -253,16 +224,16 @@ class Store:
         now = _now()
         ids = [r[0] for r in runs]
         with self._write() as s:
-            _insert_ignore(s, SweepRow.__table__, [{"name": name, "spec": to_json(spec), "path": path,
+            insert_ignore(s, SweepRow.__table__, [{"name": name, "spec": to_json(spec), "path": path,
                                                     "created_at": now, "updated_at": now}])
             s.execute(update(SweepRow).where(SweepRow.name == name)
                       .values(spec=to_json(spec), path=path, updated_at=now))
             existing: set[str] = set()
-            for chunk in _chunks(ids):
+            for chunk in chunks(ids):
                 existing.update(s.scalars(select(RunRow.run_id).where(RunRow.run_id.in_(chunk))))
-            _insert_ignore(s, RunRow.__table__, [self._pending_row(rid, name, cfg, data_id, now)
+            insert_ignore(s, RunRow.__table__, [self._pending_row(rid, name, cfg, data_id, now)
                                                  for rid, cfg, data_id in runs if rid not in existing])
-            _insert_ignore(s, SweepRunRow.__table__, [{"sweep": name, "run_id": rid} for rid in ids])
+            insert_ignore(s, SweepRunRow.__table__, [{"sweep": name, "run_id": rid} for rid in ids])
         return len(set(ids) - existing)
 
     @staticmethod
@@ -275,81 +246,6 @@ class Store:
             precision=cfg.precision_label, seed=cfg.seed, data_identity=data_id, attempts=0,
             metrics="{}", versions="{}", created_at=now,
         )
-
-    # -- claims --------------------------------------------------------------------------------
-    def claim(self, run_id: str, owner: str, *, ttl_s: float, retake_failed: bool = False,
-              dead_owner: str | None = None) -> bool:
-        """Atomically take a run for `owner` (status → running); False when it is done, or held by a
-        live claim.  Claimable: pending (and failed with `retake_failed`), running with a heartbeat older
-        than `ttl_s` (or none), and running under `dead_owner` (a driver known to be gone)."""
-        now = _now()
-        claimable = ["pending"] + (["failed"] if retake_failed else [])
-        stale = and_(RunRow.status == "running",
-                     or_(RunRow.heartbeat_at.is_(None), RunRow.heartbeat_at < now - timedelta(seconds=ttl_s)))
-        cond = or_(RunRow.status.in_(claimable), stale)
-        if dead_owner:
-            cond = or_(cond, and_(RunRow.status == "running", RunRow.owner == dead_owner))
-        with self._write() as s:
-            got = s.execute(update(RunRow).where(RunRow.run_id == run_id, cond).values(
-                status="running", owner=owner, heartbeat_at=now, started_at=now, host=socket.gethostname(),
-            ).execution_options(synchronize_session=False)).rowcount
-        return got == 1
-
-    def holder(self, run_id: str) -> tuple[str, str | None, datetime | None] | None:
-        """(status, owner, heartbeat_at) of a run, None when it is not in the store."""
-        if not self._readable():
-            return None
-        with self._read() as s:
-            row = s.execute(select(RunRow.status, RunRow.owner, RunRow.heartbeat_at)
-                            .where(RunRow.run_id == run_id)).first()
-        return None if row is None else (row[0], row[1], row[2])
-
-    def heartbeat(self, owner: str) -> int:
-        """Refresh every claim of `owner`; returns how many it holds."""
-        with self._write() as s:
-            return s.execute(update(RunRow).where(RunRow.owner == owner, RunRow.status == "running")
-                             .values(heartbeat_at=_now()).execution_options(synchronize_session=False)).rowcount
-
-    def mark_running(self, run_id: str, attempt: int = 1, owner: str | None = None) -> bool:
-        """Record an attempt.  With `owner`: only while that owner holds the claim (False if not)."""
-        now = _now()
-        with self._write() as s:
-            q = update(RunRow).where(RunRow.run_id == run_id)
-            values: dict[str, Any] = {"attempts": attempt, "heartbeat_at": now}
-            if owner is not None:
-                q = q.where(RunRow.owner == owner, RunRow.status == "running")
-            else:
-                values.update(status="running", started_at=now, host=socket.gethostname())
-            got = s.execute(q.values(**values).execution_options(synchronize_session=False)).rowcount
-        if not got and owner is None:
-            raise StoreError(f"run {run_id} is not in the store (register the sweep first)")
-        return got == 1
-
-    def release(self, run_ids: Iterable[str] | None = None, owner: str | None = None) -> int:
-        """Put `running` runs (of `owner`, among `run_ids`) back to `pending`; returns how many."""
-        ids = None if run_ids is None else list(run_ids)
-        if (ids is not None and not ids) or not self._readable():
-            return 0
-        conds = [RunRow.status == "running"]
-        if owner is not None:
-            conds.append(RunRow.owner == owner)
-        n = 0
-        with self._write() as s:
-            for chunk in ([None] if ids is None else list(_chunks(ids))):
-                where = conds + ([RunRow.run_id.in_(chunk)] if chunk is not None else [])
-                n += s.execute(update(RunRow).where(*where).values(
-                    status="pending", started_at=None, owner=None, heartbeat_at=None,
-                ).execution_options(synchronize_session=False)).rowcount
-        return n
-
-    def _owned(self, s: Session, run_id: str, owner: str | None) -> RunRow:
-        row = s.get(RunRow, run_id, with_for_update=owner is not None)
-        if row is None:
-            raise StoreError(f"run {run_id} is not in the store (register the sweep first)")
-        if owner is not None and (row.owner != owner or row.status != "running"):
-            raise ClaimLost(f"run {run_id} is no longer claimed by this driver (now {row.status}, "
-                            f"owner {row.owner}); its result was not stored")
-        return row
 
     def record_result(self, run_id: str, result: RunResult, attempts: int = 1, owner: str | None = None) -> str:
         """Store a worker's result and its curves in one transaction; returns the stored status.
@@ -414,14 +310,14 @@ class Store:
                 created_at=now, finished_at=now,
             ))
         with self._write() as s:
-            _insert_ignore(s, SweepRow.__table__, [{"name": sweep, "spec": to_json({"source": source}),
+            insert_ignore(s, SweepRow.__table__, [{"name": sweep, "spec": to_json({"source": source}),
                                                     "path": None, "created_at": now, "updated_at": now}])
             existing: set[str] = set()
-            for chunk in _chunks(ids):
+            for chunk in chunks(ids):
                 existing.update(s.scalars(select(RunRow.run_id).where(RunRow.run_id.in_(chunk))))
             unique = {row["run_id"]: row for row in rows if row["run_id"] not in existing}
-            _insert_ignore(s, RunRow.__table__, list(unique.values()))
-            _insert_ignore(s, SweepRunRow.__table__, [{"sweep": sweep, "run_id": rid} for rid in dict.fromkeys(ids)])
+            insert_ignore(s, RunRow.__table__, list(unique.values()))
+            insert_ignore(s, SweepRunRow.__table__, [{"sweep": sweep, "run_id": rid} for rid in dict.fromkeys(ids)])
         return len(unique)
 
     # -- reads (analysis interface) -------------------------------------------------------------
@@ -459,7 +355,7 @@ class Store:
             return {}
         out: dict[str, dict[str, Any]] = {}
         with self._read() as s:
-            for chunk in _chunks(list(run_ids)):
+            for chunk in chunks(list(run_ids)):
                 rows = s.execute(select(RunRow.run_id, RunRow.config).where(RunRow.run_id.in_(chunk)))
                 out.update((rid, json.loads(cfg)) for rid, cfg in rows)
         return out
@@ -470,7 +366,7 @@ class Store:
             return pd.DataFrame({c: pd.Series(dtype=object) for c in CURVE_COLUMNS})
         records: list[tuple[Any, ...]] = []
         with self._read() as s:
-            for chunk in _chunks(ids):
+            for chunk in chunks(ids):
                 rows = s.scalars(select(CurveRow).where(CurveRow.run_id.in_(chunk))
                                  .order_by(CurveRow.run_id, CurveRow.kind, CurveRow.step))
                 records += [(r.run_id, r.step, r.tokens, r.loss, r.kind) for r in rows]

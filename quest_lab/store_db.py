@@ -16,13 +16,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy import create_engine, event, inspect, select, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.orm import Session
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool, StaticPool
 
@@ -210,3 +211,29 @@ def upgrade(engine: Engine, url: URL) -> tuple[str | None, str]:
 def read_revision(engine: Engine, url: URL) -> str | None:
     with db_errors("read", url), engine.connect() as conn:
         return current_revision(conn)
+
+
+# -- writes shared by the store ------------------------------------------------------------------------
+def chunks(ids: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
+    """Bounded IN (...) lists and executemany batches (SQLite's host-parameter limit)."""
+    return (ids[i:i + size] for i in range(0, len(ids), size))
+
+
+def insert_ignore(s: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """INSERT rows, skipping primary keys that exist (also those a concurrent writer just added)."""
+    if not rows:
+        return
+    dialect = s.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # other databases: skip what is visible now (a concurrent insert may still conflict)
+        keys = [c.name for c in table.primary_key.columns]
+        have = {tuple(r) for r in s.execute(select(*(table.c[k] for k in keys)))}
+        rows = [r for r in rows if tuple(r[k] for k in keys) not in have]
+        for chunk in chunks(rows):
+            s.execute(table.insert(), list(chunk))
+        return
+    for chunk in chunks(rows):
+        s.execute(insert(table).on_conflict_do_nothing(), list(chunk))
