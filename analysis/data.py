@@ -6,7 +6,6 @@ Chinchilla extraction is recognised by its column names: `Model Size` → N, `Tr
 """
 from __future__ import annotations
 
-import ast
 import logging
 import re
 from pathlib import Path
@@ -18,7 +17,6 @@ from quest_lab.analysis.law_base import BASE_LABEL, Design, InsufficientDataErro
 
 log = logging.getLogger(__name__)
 
-COLUMN_ALIASES = {"Model Size": "N", "Training FLOP": "C", "model_size": "N", "tokens": "D", "flops": "C"}
 DEFAULTS = {"w_bits": 16.0, "a_bits": 16.0, "quantizer": "bf16"}
 
 
@@ -43,10 +41,10 @@ def label_bits(label: str) -> tuple[float, float]:
 
 
 def normalise(df: pd.DataFrame, source: str = "data") -> pd.DataFrame:
-    """Rename known aliases, derive D from C, fill precision defaults, add `label`."""
-    df = df.rename(columns={k: v for k, v in COLUMN_ALIASES.items() if k in df.columns and v not in df.columns})
-    if "D" not in df.columns and {"C", "N"} <= set(df.columns):
-        df = df.assign(D=df["C"] / (6.0 * df["N"]))
+    """Field columns by `quest_lab.ingest` (aliases, D from C), precision defaults filled, `label` added."""
+    from quest_lab.ingest import canonical_columns  # the column rules `quest-lab import` uses too
+
+    df = canonical_columns(df)
     missing = [c for c in ("N", "D", "loss") if c not in df.columns]
     if missing:
         raise InsufficientDataError(
@@ -79,7 +77,8 @@ def load_csv(path: str | Path) -> pd.DataFrame:
 def load_store(url: str, sweep: str | None = None) -> pd.DataFrame:
     from quest_lab.store import Store  # lazy: the store module is optional for CSV-only use
 
-    return normalise(Store(url).runs_frame(sweep=sweep), source=url)
+    store = Store(url)
+    return normalise(store.runs_frame(sweep=sweep), source=store.display_url)
 
 
 def drop_highest_loss(df: pd.DataFrame, k: int) -> pd.DataFrame:
@@ -87,45 +86,17 @@ def drop_highest_loss(df: pd.DataFrame, k: int) -> pd.DataFrame:
     return df.drop(index=df["loss"].nlargest(k).index).reset_index(drop=True) if k > 0 else df
 
 
-# what a row filter may contain: columns, constants, arithmetic, comparisons, and/or/not, lists for `in`
-_WHERE_NODES = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.Invert, ast.USub, ast.UAdd,
-                ast.BinOp, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.BitAnd,
-                ast.BitOr, ast.Compare, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn,
-                ast.Name, ast.Load, ast.Constant, ast.List, ast.Tuple)
-
-
-def _check_where(where: str, columns) -> None:
-    """Reject anything but a row filter on the columns: no attribute access, calls, subscripts or
-    `@variables` (pandas would evaluate `loss.to_csv('/path')`, i.e. write files)."""
-    cols = {str(c) for c in columns}
-    quoted = re.findall(r"`([^`]*)`", where)
-    expr = re.sub(r"`[^`]*`", lambda m: f"_q{quoted.index(m.group()[1:-1])}", where)
-    try:
-        tree = ast.parse(expr.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise InsufficientDataError(f"--where {where!r} is not a valid filter: {exc.msg}") from None
-    for node in ast.walk(tree):
-        if not isinstance(node, _WHERE_NODES):
-            raise InsufficientDataError(
-                f"--where {where!r} is not a valid filter: {type(node).__name__} is not allowed; use columns, numbers, strings, "
-                "comparisons, and/or/not, e.g. \"w_bits >= 2 and N > 1e6\"")
-        if isinstance(node, ast.Name) and not node.id.startswith("_q") and node.id not in cols | {"True", "False"}:
-            raise InsufficientDataError(f"--where {where!r} is not a valid filter: unknown column {node.id!r}; columns: {', '.join(sorted(cols))}")
-
-
 def apply_where(df: pd.DataFrame, where: str | None) -> pd.DataFrame:
-    """Filter with a pandas `DataFrame.query` row filter (columns, constants, comparisons, and/or/not
-    only); any problem is an InsufficientDataError with a one-line message."""
+    """Keep the rows matching a `--where` filter (`quest_lab.filters`: comparisons of columns with
+    constants, and/or/not, in [...]; nothing is evaluated as Python).  Raises InsufficientDataError."""
     if not where:
         return df
-    _check_where(where, df.columns)
+    from quest_lab.filters import FilterError, frame_schema, parse
+
     try:
-        mask = df.eval(where)
-    except Exception as exc:  # pandas raises many types (TypeError, ValueError, KeyError, …)
-        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise InsufficientDataError(f"--where {where!r} is not a valid filter: {first}") from None
-    if not (isinstance(mask, pd.Series) and pd.api.types.is_bool_dtype(mask)):
-        raise InsufficientDataError(f"--where {where!r} must be a true/false condition per run, e.g. \"w_bits >= 2\"")
+        mask = parse(where, frame_schema(df)).mask(df)
+    except FilterError as exc:
+        raise InsufficientDataError(str(exc)) from None
     return df[mask].reset_index(drop=True)
 
 

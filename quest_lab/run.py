@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,8 +29,23 @@ from quest_lab.quant.specs import BACKENDS, OFF_BITS, bits_match, fmt_bits, get_
 from quest_lab.sizes import MODEL_SIZES, get_size, non_embedding_params
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
-__all__ = ["BACKENDS", "DEVICES", "RUN_STATUSES", "TOKENIZERS", "RunConfig", "RunResult", "SCHEMA_VERSION",
-           "check_bits"]
+__all__ = ["BACKENDS", "DEVICES", "MAX_TOKENS", "RUN_STATUSES", "TOKENIZERS", "RunConfig", "RunResult",
+           "SCHEMA_VERSION", "check_bits"]
+
+
+# Largest token budget a config may ask for (far beyond any run; keeps D a finite, storable number).
+MAX_TOKENS = 10 ** 15
+
+
+def _check_numbers(cfg: "RunConfig") -> None:
+    """Every real-valued option (quantizer options included) is a finite number: NaN and ±inf
+    would slip through range checks (`nan > 1` is False) and be stored as diverged runs."""
+    values = [(f.name, getattr(cfg, f.name)) for f in dataclasses.fields(cfg)]
+    if isinstance(cfg.quantizer_options, dict):
+        values += [(f"quantizer_options.{k}", v) for k, v in cfg.quantizer_options.items()]
+    for name, value in values:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name}={value!r} must be a finite number")
 
 
 def check_bits(name: str, value: float) -> None:
@@ -83,12 +100,14 @@ class RunConfig:
             # 16/16 under `quest`, `ste`, ... share a run_id and the baseline is trained once.
             object.__setattr__(self, "quantizer", "bf16")
             object.__setattr__(self, "quantizer_options", {})
+        _check_numbers(self)
         if (self.tokens is None) == (self.tokens_per_param is None):
             raise ValueError("give exactly one of tokens / tokens_per_param")
-        if self.tokens is not None and (not isinstance(self.tokens, int) or self.tokens <= 0):
-            raise ValueError(f"tokens={self.tokens!r} must be a positive integer")
-        if self.tokens_per_param is not None and not self.tokens_per_param > 0:
-            raise ValueError(f"tokens_per_param={self.tokens_per_param!r} must be > 0")
+        if self.tokens is not None and (not isinstance(self.tokens, int) or not 0 < self.tokens <= MAX_TOKENS):
+            raise ValueError(f"tokens={self.tokens!r} must be a positive integer <= {MAX_TOKENS:.0e}")
+        if self.tokens_per_param is not None and not 0 < self.tokens_per_param * self.n_params <= MAX_TOKENS:
+            raise ValueError(f"tokens_per_param={self.tokens_per_param!r} must be > 0 and give at most "
+                             f"{MAX_TOKENS:.0e} tokens (N = {self.n_params:,})")
         if self.device not in DEVICES:
             raise ValueError(f"device={self.device!r} is unknown; allowed: {', '.join(DEVICES)}")
         if self.backend not in BACKENDS:
@@ -101,9 +120,16 @@ class RunConfig:
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr={self.lr!r} must be > 0")
         if not 0 <= self.warmup_frac < 1 or not 0 <= self.final_lr_frac <= 1:
-            raise ValueError("warmup_frac must be in [0, 1) and final_lr_frac in [0, 1]")
-        if self.divergence_factor <= 1:
+            raise ValueError(f"warmup_frac={self.warmup_frac!r} must be in [0, 1) and "
+                             f"final_lr_frac={self.final_lr_frac!r} in [0, 1]")
+        if not self.divergence_factor > 1:
             raise ValueError(f"divergence_factor={self.divergence_factor!r} must be > 1")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay={self.weight_decay!r} must be >= 0")
+        if not self.grad_clip > 0:
+            raise ValueError(f"grad_clip={self.grad_clip!r} must be > 0")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < 2 ** 63:
+            raise ValueError(f"seed={self.seed!r} must be an integer in [0, 2**63)")
         self.quant  # quantizer, bits, options and backend, as the quantizer's spec allows
         self.data  # corpus exists, tokenizer known
 

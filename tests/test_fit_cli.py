@@ -99,7 +99,7 @@ def test_parameter_at_bound_warns_but_fits(tmp_path):
 @pytest.mark.parametrize("args, edit, message", [
     (["--where", "w_bits >="], None, "is not a valid filter"),
     (["--where", "nosuchcol > 1"], None, "is not a valid filter"),
-    (["--where", "loss.to_csv('leak.csv') == 0"], None, "Call is not allowed"),  # pandas would write the file
+    (["--where", "loss.to_csv('leak.csv') == 0"], None, "attribute access is not allowed"),  # pandas would write the file
     (["--where", "@pd"], None, "is not a valid filter"),
     (["--where", "N"], None, "must be a true/false condition per run"),
     (["--where", "nosuchcol > 1"], None, "unknown column 'nosuchcol'"),

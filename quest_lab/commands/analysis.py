@@ -22,10 +22,12 @@ from rich.table import Table
 
 from quest_lab.analysis.fit import METHODS, MODES, FitConfig, FitResult, fit_frame
 from quest_lab.analysis.law_base import InsufficientDataError, load_laws
-from quest_lab.commands import console, err_console, fail
+from quest_lab.commands import bad_input, console, err_console, fail, say
+from quest_lab.safe_text import display_url, json_safe, scrub
 
 log = logging.getLogger(__name__)
 app = typer.Typer()
+
 
 DEFAULT_STORE = "sqlite:///results.db"
 
@@ -35,7 +37,7 @@ Mode = Enum("Mode", {m: m for m in MODES}, type=str)  # type: ignore[misc]
 
 StoreOpt = Annotated[Optional[str], typer.Option("--store", help=f"SQLAlchemy URL of the results store (default: {DEFAULT_STORE}).")]
 CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="Fit runs from a CSV (N, D or C, loss[, w_bits, a_bits, quantizer]) instead of the store.")]
-WhereOpt = Annotated[Optional[str], typer.Option("--where", help='pandas query on the runs, e.g. "w_bits >= 2 and N > 1e6".')]
+WhereOpt = Annotated[Optional[str], typer.Option("--where", help="Row filter: comparisons of columns with numbers or 'strings', and/or/not, in [...], e.g. \"w_bits >= 2 and N > 1e6\".")]
 SweepOpt = Annotated[Optional[str], typer.Option("--sweep", help="Only runs of this sweep (store only).")]
 DropOpt = Annotated[int, typer.Option("--drop-highest", min=0, help="Drop the K highest-loss runs (Epoch AI dropped 5 Chinchilla points).")]
 
@@ -62,10 +64,8 @@ def load_runs(store: str | None, csv: Path | None, where: str | None, sweep: str
             missing = _sqlite_missing(url)
             if missing:
                 fail(f"no results database at {missing}; run `quest-lab sweep SPEC.yaml` first or pass --csv FILE")
-            try:
+            with bad_input():  # an unreachable or unreadable store is one line, exit 2
                 df = data.load_store(url, sweep=sweep)
-            except ImportError as exc:
-                fail(f"the results store is unavailable ({exc}); pass --csv FILE")
         df = data.drop_highest_loss(df, drop_highest)
         df = data.apply_where(df, where)
     except InsufficientDataError as exc:
@@ -115,7 +115,8 @@ def save_fit(url: str, result: FitResult, payload: dict[str, Any], sweep: str | 
 
         return Store(url).save_fit(result.law, payload, sweep=sweep)
     except Exception as exc:  # the fit is still printed / written as JSON
-        err_console.print(f"[yellow]warning:[/] fit not stored in {escape(url)}: {escape(str(exc))}", markup=True)
+        err_console.print(f"[yellow]warning:[/] fit not stored in {escape(display_url(url))}: "
+                          f"{escape(scrub(str(exc)).splitlines()[0] if str(exc) else type(exc).__name__)}", markup=True)
         return None
 
 
@@ -146,17 +147,17 @@ def fit_cmd(
     df = load_runs(store, csv, where, sweep, drop_highest)
     result = run_fit(df, config)
     payload = result.to_payload()
-    payload.update({"source": str(csv) if csv else (store or DEFAULT_STORE), "where": where, "sweep": sweep,
-                    "drop_highest": drop_highest})
+    payload.update({"source": str(csv) if csv else display_url(store or DEFAULT_STORE), "where": where,
+                    "sweep": sweep, "drop_highest": drop_highest})
     print_fit(result)
     if save and (csv is None or store is not None):
         fit_id = save_fit(store or DEFAULT_STORE, result, payload, sweep)
         if fit_id is not None:
-            console.print(f"stored fit #{fit_id} in {store or DEFAULT_STORE}")
+            say(f"stored fit #{fit_id} in {display_url(store or DEFAULT_STORE)}")
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(payload, indent=2, default=float) + "\n")
-        console.print(f"wrote {json_path}")
+        json_path.write_text(json.dumps(json_safe(payload), indent=2, allow_nan=False, default=float) + "\n")
+        say(f"wrote {json_path}")
 
 
 @app.command("report")
@@ -170,10 +171,14 @@ def report_cmd(
     drop_highest: DropOpt = 0,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples when fitting on the fly.")] = 200,
     open_browser: Annotated[bool, typer.Option("--open", help="Open the report in the browser.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace the files of a non-empty --out folder.")] = False,
 ) -> None:
     """Write a self-contained HTML report (plots inlined) plus PNGs from the runs and the latest fit."""
     from quest_lab.analysis.report import ReportInputs, default_out_dir, write_report
+    from quest_lab.outputs import check_dir_target, publish_dir
 
+    with bad_input():
+        check_dir_target(out, force=force)  # before any work: never over a file or a full folder
     df = load_runs(store, csv, where, sweep, drop_highest)
     stored = None
     if csv is None or store is not None:
@@ -183,20 +188,22 @@ def report_cmd(
             result = FitResult.from_payload(stored)
         except (KeyError, ValueError) as exc:
             fail(f"the stored {stored.get('law', '?')} fit cannot be read ({exc}); run `quest-lab fit` again")
-        origin = f"stored fit ({stored.get('source', store or DEFAULT_STORE)}, where={stored.get('where')!r})"
+        origin = scrub(f"stored fit ({stored.get('source', display_url(store or DEFAULT_STORE))}, where={stored.get('where')!r})")
     else:
         name = law.value if law else ("quest" if (df.get("w_bits", 16) < 16).any() else "chinchilla")
         console.print(f"no stored fit found: fitting the {name} law on the fly (bootstrap {bootstrap})")
         result = run_fit(df, FitConfig(law=name, bootstrap=bootstrap))
         origin = "fitted on the fly by `quest-lab report`"
     out = out or default_out_dir()
+    source = str(csv) if csv else display_url(store or DEFAULT_STORE)
     try:
-        index = write_report(ReportInputs(runs=df, fit=result, out_dir=out, origin=origin,
-                                          source=str(csv) if csv else (store or DEFAULT_STORE), where=where,
-                                          sweep=sweep))
+        with bad_input():  # built beside --out, then moved in: never over a file, nor a non-empty folder unforced
+            index = out / publish_dir(out, lambda tmp: write_report(ReportInputs(
+                runs=df, fit=result, out_dir=tmp, origin=origin, source=source, where=where, sweep=sweep)).name,
+                force=force)
     except (InsufficientDataError, ValueError) as exc:
         fail(str(exc))
-    console.print(f"report: {index}")
+    say(f"report: {index}")
     if open_browser:
         import webbrowser
 
@@ -211,7 +218,7 @@ def _latest_fit(url: str, law: str | None) -> dict[str, Any] | None:
 
         got = Store(url).latest_fit(law)
     except Exception as exc:
-        log.warning("cannot read stored fits from %s: %s", url, exc)
+        log.warning("cannot read stored fits from %s: %s", display_url(url), scrub(str(exc)))
         return None
     if got and isinstance(got.get("payload"), dict):  # tolerate a wrapper row
         got = {**got["payload"], **{k: v for k, v in got.items() if k not in ("payload",) and k not in got["payload"]}}
