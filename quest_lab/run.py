@@ -23,7 +23,8 @@ RUN_STATUSES: tuple[str, ...] = ("pending", "running", "completed", "diverged", 
 
 from quest_lab.corpus import TOKENIZERS, DataConfig
 from quest_lab.quant.config import QuantConfig
-from quest_lab.quant.specs import BACKENDS, OFF_BITS, bits_match, fmt_bits, get_spec, precision_label, valid_bits
+from quest_lab.quant.specs import (BACKENDS, OFF_BITS, bits_match, check_group_divides, fmt_bits, get_spec,
+                                   precision_label, valid_bits)
 from quest_lab.sizes import MODEL_SIZES, get_size, non_embedding_params
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
@@ -47,6 +48,8 @@ class RunConfig:
     a_bits: float = 16
     quantizer: str = "quest"
     quantizer_options: dict[str, Any] = field(default_factory=dict)
+    # one scale per group of G inputs along K (None: the quantizer's own, per row); in the label as g<G>
+    group_size: int | None = None
     # Token budget D: exactly one of `tokens` / `tokens_per_param` (× non-embedding N).
     tokens: int | None = None
     tokens_per_param: float | None = None
@@ -83,6 +86,7 @@ class RunConfig:
             # 16/16 under `quest`, `ste`, ... share a run_id and the baseline is trained once.
             object.__setattr__(self, "quantizer", "bf16")
             object.__setattr__(self, "quantizer_options", {})
+            object.__setattr__(self, "group_size", None)
         if (self.tokens is None) == (self.tokens_per_param is None):
             raise ValueError("give exactly one of tokens / tokens_per_param")
         if self.tokens is not None and (not isinstance(self.tokens, int) or self.tokens <= 0):
@@ -104,7 +108,9 @@ class RunConfig:
             raise ValueError("warmup_frac must be in [0, 1) and final_lr_frac in [0, 1]")
         if self.divergence_factor <= 1:
             raise ValueError(f"divergence_factor={self.divergence_factor!r} must be > 1")
-        self.quant  # quantizer, bits, options and backend, as the quantizer's spec allows
+        self.quant  # quantizer, bits, options, group size and backend, as the quantizer's spec allows
+        size = get_size(self.size)
+        check_group_divides(self.group_size, {"d": size.n_embd, "mlp_hidden": size.mlp_hidden})
         self.data  # corpus exists, tokenizer known
 
     # -- component configs -------------------------------------------------------------------
@@ -112,7 +118,7 @@ class RunConfig:
     def quant(self) -> QuantConfig:
         """What `build_model` takes: quantizer, bits, options, backend."""
         return QuantConfig(name=self.quantizer, w_bits=self.w_bits, a_bits=self.a_bits,
-                           options=dict(self.quantizer_options), backend=self.backend)
+                           options=dict(self.quantizer_options), backend=self.backend, group_size=self.group_size)
 
     @property
     def data(self) -> DataConfig:
@@ -134,7 +140,7 @@ class RunConfig:
 
     @property
     def precision_label(self) -> str:
-        return precision_label(self.quantizer, self.w_bits, self.a_bits)
+        return precision_label(self.quantizer, self.w_bits, self.a_bits, self.group_size)
 
     # -- serialisation -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -158,6 +164,8 @@ class RunConfig:
         d = self.to_dict()
         d.update(tokens=self.token_budget, tokens_per_param=None,
                  lr=self.lr if self.lr is not None else get_size(self.size).peak_lr)
+        if d["group_size"] is None:  # per row, as before the field existed: stored run_ids stay valid
+            del d["group_size"]
         return d
 
     def run_id(self, data_identity: str = "") -> str:
