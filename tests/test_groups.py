@@ -40,7 +40,7 @@ def _close(actual, expected, atol=1e-7):  # hand values leave out the 1e-8 guard
 
 def test_spec_declares_groups():
     assert set(group_quantizers()) == set(GROUPED)
-    assert not get_spec("ternary").groups and not get_spec("bf16").groups
+    assert not get_spec("ternary").groups and not get_spec("slb").groups and not get_spec("bf16").groups
 
 
 # -- hand examples: 1×8, G = 4 -> two scales ------------------------------------------------------

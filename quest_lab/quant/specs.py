@@ -310,3 +310,34 @@ register_spec(QuantizerSpec(
     "Max 1960; Lloyd 1982; IST-DASLab/QuEST GaussianSTEQuantizer", "quest_lab.quant.nonuniform:GaussianQuantizer",
     options=level_options(hadamard=False, backward="ste"), constraints=(trust_only_with_trust_backward,), groups=True))
 
+# SLB (issue 15): weights only; the temperature schedule is in training-progress fractions
+SLB_SCHEDULES: tuple[str, ...] = ("exponential", "linear", "cosine")
+
+
+def slb_schedule_is_ordered(o: Mapping[str, Any]) -> str | None:
+    if o["tau_end"] > o["tau_start"]:
+        return f"tau_end={o['tau_end']} must be <= tau_start={o['tau_start']} (the softmax sharpens)"
+    if not o["anneal_start"] < o["anneal_end"]:
+        return f"anneal_start={o['anneal_start']} must be < anneal_end={o['anneal_end']}"
+    return None
+
+
+register_spec(QuantizerSpec(
+    "slb", "Searched low-bit weights: per weight 2^b logits over QuEST's grid (s = α_b·RMS of the initial W), "
+           "soft weight Σ softmax(z/τ)·v with τ annealed, hard argmax at eval and after anneal_end; "
+           "memory: 2^b fp32 logits per weight (+ AdamW moments), 16× the weight at 4 bits; weights only (a16).",
+    "Yang et al. 2020, NeurIPS (arXiv 2009.08695); mindspore-ai/golden-stick SlbQuantAwareTraining",
+    "quest_lab.quant.slb:SLBQuantizer", weight_bits=(1, 2, 3, 4), activation_bits=(),
+    options={
+        "tau_start": Option(1.0, positive, "softmax temperature before annealing"),
+        "tau_end": Option(1e-3, positive, "temperature reached at anneal_end"),
+        "schedule": Option("exponential", one_of(*SLB_SCHEDULES), "τ from tau_start to tau_end: "
+                                                                   "exponential, linear or cosine"),
+        "anneal_start": Option(0.2, fraction, "fraction of training where τ starts to fall"),
+        "anneal_end": Option(0.6, fraction, "fraction of training from which the weights are hard (argmax)"),
+        "scale": Option("row", one_of("row", "tensor"), "grid scale α_b·RMS of the initial weight: per row "
+                                                         "or per (fused) matrix"),
+        "init": Option("weight", one_of("weight", "random"), "logits from the initial weight "
+                                                              "(−½((w − v)/Δ)²) or N(0, 1) as the reference"),
+    },
+    constraints=(slb_schedule_is_ordered,)))
