@@ -25,7 +25,8 @@ RUN_STATUSES: tuple[str, ...] = ("pending", "running", "completed", "diverged", 
 
 from quest_lab.corpus import TOKENIZERS, DataConfig
 from quest_lab.quant.config import QuantConfig
-from quest_lab.quant.specs import BACKENDS, OFF_BITS, bits_match, fmt_bits, get_spec, precision_label, valid_bits
+from quest_lab.quant.specs import (BACKENDS, OFF_BITS, bits_match, check_group_divides, fmt_bits, get_spec,
+                                   precision_label, valid_bits)
 from quest_lab.sizes import MODEL_SIZES, get_size, non_embedding_params
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
@@ -64,6 +65,8 @@ class RunConfig:
     a_bits: float = 16
     quantizer: str = "quest"
     quantizer_options: dict[str, Any] = field(default_factory=dict)
+    # one scale per group of G inputs along K (None: the quantizer's own, per row); in the label as g<G>
+    group_size: int | None = None
     # Token budget D: exactly one of `tokens` / `tokens_per_param` (× non-embedding N).
     tokens: int | None = None
     tokens_per_param: float | None = None
@@ -100,6 +103,7 @@ class RunConfig:
             # 16/16 under `quest`, `ste`, ... share a run_id and the baseline is trained once.
             object.__setattr__(self, "quantizer", "bf16")
             object.__setattr__(self, "quantizer_options", {})
+            object.__setattr__(self, "group_size", None)
         _check_numbers(self)
         if (self.tokens is None) == (self.tokens_per_param is None):
             raise ValueError("give exactly one of tokens / tokens_per_param")
@@ -130,7 +134,9 @@ class RunConfig:
             raise ValueError(f"grad_clip={self.grad_clip!r} must be > 0")
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < 2 ** 63:
             raise ValueError(f"seed={self.seed!r} must be an integer in [0, 2**63)")
-        self.quant  # quantizer, bits, options and backend, as the quantizer's spec allows
+        self.quant  # quantizer, bits, options, group size and backend, as the quantizer's spec allows
+        size = get_size(self.size)
+        check_group_divides(self.group_size, {"d": size.n_embd, "mlp_hidden": size.mlp_hidden})
         self.data  # corpus exists, tokenizer known
 
     # -- component configs -------------------------------------------------------------------
@@ -138,7 +144,7 @@ class RunConfig:
     def quant(self) -> QuantConfig:
         """What `build_model` takes: quantizer, bits, options, backend."""
         return QuantConfig(name=self.quantizer, w_bits=self.w_bits, a_bits=self.a_bits,
-                           options=dict(self.quantizer_options), backend=self.backend)
+                           options=dict(self.quantizer_options), backend=self.backend, group_size=self.group_size)
 
     @property
     def data(self) -> DataConfig:
@@ -160,7 +166,7 @@ class RunConfig:
 
     @property
     def precision_label(self) -> str:
-        return precision_label(self.quantizer, self.w_bits, self.a_bits)
+        return precision_label(self.quantizer, self.w_bits, self.a_bits, self.group_size)
 
     # -- serialisation -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -184,6 +190,8 @@ class RunConfig:
         d = self.to_dict()
         d.update(tokens=self.token_budget, tokens_per_param=None,
                  lr=self.lr if self.lr is not None else get_size(self.size).peak_lr)
+        if d["group_size"] is None:  # per row, as before the field existed: stored run_ids stay valid
+            del d["group_size"]
         return d
 
     def run_id(self, data_identity: str = "") -> str:

@@ -168,6 +168,8 @@ def train(config: RunConfig, progress: ProgressFn | None = None) -> RunResult:
     total_steps = max(1, round(config.token_budget / tokens_per_step))
     gen = torch.Generator().manual_seed(config.seed)
 
+    # quantizers whose forward depends on how far training is (SLB's temperature): told before each step
+    progress_hooks = [m for m in model.modules() if callable(getattr(m, "set_progress", None))]
     train_curve: list[tuple[int, int, float]] = []
     eval_curve: list[tuple[int, int, float]] = []
     status, error, initial_loss, loss_val = "completed", None, None, float("nan")
@@ -178,6 +180,8 @@ def train(config: RunConfig, progress: ProgressFn | None = None) -> RunResult:
         lr = lr_at(step - 1, total_steps, peak_lr, config.warmup_frac, config.final_lr_frac)
         for group in opt.param_groups:
             group["lr"] = lr
+        for m in progress_hooks:
+            m.set_progress((step - 1) / total_steps)
         x, y = train_batch(stream, config.batch_size, config.seq_len, gen)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with _autocast(device):
@@ -203,6 +207,8 @@ def train(config: RunConfig, progress: ProgressFn | None = None) -> RunResult:
             eval_curve.append((step, step * tokens_per_step, evaluate(model, stream, config, device)))
 
     train_time = time.perf_counter() - t_train
+    for m in progress_hooks:
+        m.set_progress(1.0)  # training is over: e.g. SLB weights are hard from here on
     tokens_seen = step * tokens_per_step
     final_eval = None
     if status == "completed":

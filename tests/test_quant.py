@@ -16,7 +16,7 @@ from quest_lab.quant import (FP4_E2M1_GRID, FP4_RMS_SCALE, GAUSSIAN_ALPHA, QUANT
 # a representative low-bit (w, a) setting per quantizer, plus the always-valid 16/16
 LOW_BITS = {"quest": (4, 4), "ste": (4, 4), "absmax": (4, 4), "clip": (3, 3), "hadamard_clip": (1, 1),
             "lsq": (4, 4), "fp4": (4, 4), "gaussian": (3, 3), "ternary": (1.58, 8), "bf16": (16, 16),
-            "none": (16, 16)}
+            "none": (16, 16), "slb": (2, 16)}
 
 
 def _gauss(n: int, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
@@ -127,7 +127,9 @@ def test_quantlinear_shapes_dtypes_and_grads(name, dtype):
     y = layer(x)
     assert y.shape == (2, 7, 48) and y.dtype == dtype
     y.float().square().sum().backward()
-    for grad in (x.grad, layer.weight.grad):
+    # SLB searches its weights: the gradient reaches its logits, the layer's weight only initialises them
+    w_grad = layer.wq.logits.grad if name == "slb" else layer.weight.grad
+    for grad in (x.grad, w_grad):
         assert torch.isfinite(grad).all() and grad.abs().sum() > 0
     if w_bits < 16:
         assert not torch.equal(layer.wq(layer.weight), layer.weight)

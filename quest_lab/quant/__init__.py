@@ -10,13 +10,14 @@ from __future__ import annotations
 import importlib
 
 from quest_lab.quant.config import QuantConfig
-from quest_lab.quant.specs import (BACKENDS, GEMMS, OFF_BITS, QUANTIZER_SPECS, ROLES, QuantizerSpec, get_spec,
-                                   parse_precision_label, precision_label, register_spec, valid_bits)
+from quest_lab.quant.specs import (BACKENDS, GEMMS, OFF_BITS, QUANTIZER_SPECS, ROLES, Precision, QuantizerSpec,
+                                   get_spec, group_quantizers, parse_precision_label, precision_label,
+                                   register_spec, valid_bits)
 
 # name -> module holding it (imported on first access: these need torch)
 _LAZY = {
     "QUANTIZERS": "base", "Quantizer": "base", "build_quantizer": "base", "register_quantizer": "base",
-    "implementation": "base",
+    "implementation": "base", "per_group": "base", "slb_temperature": "slb",
     "STE": "estimators", "LSQFunction": "estimators", "MaskedSTE": "estimators",
     "masked_in_basis": "estimators", "ste_in_basis": "estimators",
     "FP4_E2M1_GRID": "gaussian", "FP4_REFERENCE_TRUST": "gaussian", "FP4_RMS_SCALE": "gaussian",
@@ -46,5 +47,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'quest_lab.quant' has no attribute {name!r}")
 
 
-__all__ = ["BACKENDS", "GEMMS", "OFF_BITS", "QUANTIZER_SPECS", "ROLES", "QuantConfig", "QuantizerSpec", "get_spec",
-           "load_all", "parse_precision_label", "precision_label", "register_spec", "valid_bits", *_LAZY]
+__all__ = ["BACKENDS", "GEMMS", "OFF_BITS", "QUANTIZER_SPECS", "ROLES", "Precision", "QuantConfig", "QuantizerSpec",
+           "get_spec", "group_quantizers", "load_all", "parse_precision_label", "precision_label", "register_spec", "valid_bits", *_LAZY]

@@ -12,6 +12,9 @@ All but absmax use QuEST's grid (docs/design.md §3; `quest.uniform_fake_quant`)
   1-bit runs use clip_scale 1.3: for_plots/runs_for_scaling.json in that repository).
 - `absmax`: s = max|row| instead of α_b·RMS, ∂x = ∂x̂.  This is what `ste` computed before issue 9
   (it is not the QuEST paper's STE baseline); kept under its own name to reproduce older runs.
+
+With `group_size` G every "row" above is a group of G consecutive elements (σ, s, max per group);
+for `hadamard_clip` the groups are taken in the rotated basis (docs/design.md §3).
 """
 from __future__ import annotations
 
@@ -61,7 +64,7 @@ class STEQuantizer(Quantizer):
     paper's STE ablation (reference `STEQuantizer`).  Before issue 9 `ste` used s = max|row| (now `absmax`)."""
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
-        return STE.apply(x, functools.partial(gaussian_grid, bits=int(round(self.bits))))
+        return STE.apply(x, self.grouped(functools.partial(gaussian_grid, bits=int(round(self.bits)))))
 
 
 @register_quantizer("absmax")
@@ -70,7 +73,7 @@ class AbsmaxQuantizer(Quantizer):
     included, so 1 bit works); plain STE backward.  What `ste` computed before issue 9."""
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
-        return STE.apply(x, functools.partial(absmax_grid, bits=int(round(self.bits))))
+        return STE.apply(x, self.grouped(functools.partial(absmax_grid, bits=int(round(self.bits)))))
 
 
 @register_quantizer("clip")
@@ -85,7 +88,7 @@ class ClipQuantizer(Quantizer):
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
         q = functools.partial(clipped_gaussian_grid, bits=int(round(self.bits)),
                               clip_scale=float(self.options["clip_scale"]))
-        return masked_in_basis(x, q, self.block(x.shape[-1]))[0]
+        return masked_in_basis(x, self.grouped(q), self.block(x.shape[-1]))[0]
 
 
 @register_quantizer("hadamard_clip")

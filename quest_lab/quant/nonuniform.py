@@ -7,6 +7,8 @@ src/models/quantization/base_linear.py: `GaussianSTEQuantizer`, `GaussianClipQua
   y = x·H (block Hadamard, when `hadamard`; else y = x),  σ = RMS(row of y) + 1e-8,
   ŷ = σ · c_i with c_i the level nearest to y/σ (ties go to the lower level),  x̂ = ŷ·Hᵀ.
 
+With `group_size` G, σ is the RMS of each group of G consecutive elements of y (the rotated row).
+
 Backward (option `backward`), as a mask M on y, ∂x = ((∂x̂·H) ⊙ M)·Hᵀ:
   ste:   M = 1 everywhere;
   clip:  M = 1[|y|/σ ≤ c_max] (c_max: the outermost level);
@@ -69,8 +71,8 @@ class LevelQuantizer(Quantizer):
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
         block = self.block(x.shape[-1])
         if self.options["backward"] == "ste":
-            return ste_in_basis(x, lambda y: nearest_level(y, self.levels)[0], block)
-        return masked_in_basis(x, self._masked, block)[0]
+            return ste_in_basis(x, self.grouped(lambda y: nearest_level(y, self.levels)[0]), block)
+        return masked_in_basis(x, self.grouped(self._masked), block)[0]
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (f", T={self.trust:.4g}" if self.options["backward"] == "trust" else "")
