@@ -22,6 +22,7 @@ from quest_lab.analysis.optimize import Problem, batched_lbfgs, perturbed
 log = logging.getLogger(__name__)
 N_STARTS = 3  # best fit + 2 jittered copies per resample
 CHUNK = 100  # resamples refitted as one batch (one task of the process pool)
+JOINT_MAXITER = 1000  # joint refits move all parameters along narrow valleys: more iterations
 
 
 def resample_weights(d: Design, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -36,14 +37,14 @@ def resample_weights(d: Design, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _refit_stage(law: Law, d: Design, free: np.ndarray, theta: np.ndarray, weights: np.ndarray,
-                 rng: np.random.Generator, delta: float) -> np.ndarray:
+                 rng: np.random.Generator, delta: float, maxiter: int = 300) -> np.ndarray:
     """Refit the `free` parameters of each resample (rows of `weights`) from `theta` (B, p) + jitter."""
     specs = law.specs()
     B = len(weights)
     starts = np.concatenate([perturbed(t, specs, free, N_STARTS - 1, rng) for t in theta])  # (B*S, pf)
     rows = np.repeat(np.arange(B), N_STARTS)
     prob = Problem(law, d, free, theta[rows], delta, weights[rows])
-    X, f = batched_lbfgs(prob, starts)
+    X, f = batched_lbfgs(prob, starts, maxiter=maxiter)
     f = np.where(np.isfinite(f), f, np.inf).reshape(B, N_STARTS)
     best = np.argmin(f, axis=1) + np.arange(B) * N_STARTS
     return prob.full(X[best], rows[best])
@@ -56,12 +57,12 @@ def _chunk(args) -> np.ndarray:
     specs = law.specs()
     base = np.array([s.stage == "base" for s in specs])
     theta = np.tile(theta_best, (len(weights), 1))
+    if mode == "joint" and (~base).any() and uses_precision:  # the fit's own mode: everything at once
+        return _refit_stage(law, d, np.ones(len(specs), bool), theta, weights, rng, delta, JOINT_MAXITER)
     brows = np.nonzero(d.is_base)[0] if uses_precision else np.arange(d.n)
     theta = _refit_stage(law, d.subset(brows), base, theta, weights[:, brows], rng, delta)
     if (~base).any() and uses_precision:
         theta = _refit_stage(law, d, ~base, theta, weights, rng, delta)
-        if mode == "joint":
-            theta = _refit_stage(law, d, np.ones(len(specs), bool), theta, weights, rng, delta)
     return theta
 
 

@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 HUBER_DELTA = 1e-3
 # Tight tolerances: the objective is ~1e-3 at the optimum, so scipy's defaults stop too early.
 LBFGS_OPTIONS = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000}
+# Multi-start search (`Problem.solve`): how many starts run to convergence, their iteration cap, how many
+# of those scipy polishes.  Global joint search: the steps each start gets before the cut.
+CONVERGE_KEEP, CONVERGE_ITER, POLISH = 16, 3000, 2
+SCREEN_ITER = 30
 
 
 def huber(r: np.ndarray, delta: float) -> np.ndarray:
@@ -83,17 +87,25 @@ class Problem:
                            bounds=list(zip(self.lo, self.hi)), options=LBFGS_OPTIONS)
         return float(res.fun), res.x
 
-    def solve(self, starts: np.ndarray, polish: int = 5) -> tuple[np.ndarray, float]:
-        """Batched L-BFGS from every start (loose tolerances), then the `polish` best refined by
-        scipy L-BFGS-B with tight ones."""
+    def solve(self, starts: np.ndarray, screen_iter: int = 200, keep: int = CONVERGE_KEEP,
+              polish: int = POLISH) -> tuple[np.ndarray, float]:
+        """Successive halving over many starts: every start gets `screen_iter` batched L-BFGS steps
+        (loose tolerances), the `keep` best run to convergence (batched, tight tolerances: far
+        cheaper than scipy along a narrow valley), then the `polish` best are refined by scipy
+        L-BFGS-B (kept only where it improves)."""
         starts = np.atleast_2d(starts)
-        X, f = batched_lbfgs(self, starts, maxiter=200, ftol=1e-9, gtol=1e-8)
+        X, f = batched_lbfgs(self, starts, maxiter=screen_iter, ftol=1e-9, gtol=1e-8)
+        top = np.argsort(np.where(np.isfinite(f), f, np.inf))[:keep]
+        X, f = batched_lbfgs(self, X[top], maxiter=CONVERGE_ITER, ftol=1e-14, gtol=1e-10)
         order = np.argsort(np.where(np.isfinite(f), f, np.inf))
         best_f, best_x = np.inf, None
-        for i in order[:polish]:
-            fi, xi = self.polish(X[i])
-            if np.isfinite(fi) and fi < best_f:
-                best_f, best_x = fi, xi
+        for i in order[:max(polish, 1)]:
+            if np.isfinite(f[i]) and f[i] < best_f:
+                best_f, best_x = float(f[i]), X[i]
+            if polish:
+                fi, xi = self.polish(X[i])
+                if np.isfinite(fi) and fi < best_f:
+                    best_f, best_x = fi, xi
         if best_x is None:
             raise RuntimeError(f"{self.law.name} law: every L-BFGS start failed (non-finite objective)")
         return self.full(best_x), best_f
@@ -221,6 +233,31 @@ def varpro_starts(d: Design, n_alpha: int = 40, keep: int = 3) -> np.ndarray:
     for rnorm, alpha, beta, A, B, E in rows[:keep]:
         starts.append([np.log(max(A, 1e-4)), np.log(max(B, 1e-4)), np.log(max(E, 1e-3)), alpha, beta])
     return np.array(starts)
+
+
+def grouped_varpro(d: Design, n_exp: int = 40, keep: int = 3) -> np.ndarray:
+    """Variable projection for L = A_g/N^α + B/D^β + E with one amplitude A_g per precision group
+    (g = 0 for full precision, 1 + label index otherwise), shared α, β, B, E: at fixed (α, β) the
+    model is linear in (A_0 … A_K, B, E) ≥ 0, solved by NNLS on relative residuals over an
+    n_exp × n_exp exponent grid.  Rows of the `keep` best: (α, β, A_0 … A_K, B, E).
+
+    The QuEST law is this model with A_g = A·eff_g^(−α), so the search is global over (α, β)
+    whatever the base runs' design (collinear N and D included).
+    """
+    N, D, L = np.exp(d.logN), np.exp(d.logD), np.exp(d.y)
+    K = len(d.labels)
+    groups = d.label_idx + 1
+    exps = np.linspace(0.02, 1.5, n_exp)
+    rows = []
+    for alpha in exps:
+        amp = np.zeros((d.n, K + 1))
+        amp[np.arange(d.n), groups] = N ** -alpha / L
+        for beta in exps:
+            M = np.hstack([amp, (D ** -beta / L)[:, None], (1.0 / L)[:, None]])
+            coef, rnorm = nnls(M, np.ones_like(L))
+            rows.append((rnorm, alpha, beta, coef))
+    rows.sort(key=lambda r: r[0])
+    return np.array([[alpha, beta, *coef] for _, alpha, beta, coef in rows[:keep]])
 
 
 def perturbed(theta: np.ndarray, specs: list[ParamSpec], free: np.ndarray, n: int,
