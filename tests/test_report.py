@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from html import escape
 import subprocess
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from cli import app
 from test_fit_cli import smoke_frame, smoke_store  # noqa: F401  (same synthetic smoke-sweep runs; fixture)
 
 runner = CliRunner()
-PNGS = ["loss_vs_n.png", "pareto_memory.png", "pareto_compute.png", "efficiency_per_bit.png", "residuals.png"]
+PNGS = ["loss_vs_n.png", "pareto_memory.png", "pareto_bops.png", "pareto_train_flops.png", "efficiency_per_bit.png",
+        "residuals.png"]
 CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), None)
 
 
@@ -23,10 +25,17 @@ def _check_report(out: Path) -> str:
         assert (out / png).stat().st_size > 5000, png
     assert html.count("src='data:image/png;base64,") == len(PNGS)
     assert not re.search(r"(src|href)=['\"]?(https?:)?//", html), "report must not load anything from the network"
-    for section in ("id='fit'", "id='loss_vs_n'", "id='pareto_memory'", "id='pareto_compute'",
-                    "id='efficiency_per_bit'", "id='residuals'", "id='runs'", "id='provenance'"):
+    for section in ("id='fit'", "id='loss_vs_n'", "id='pareto_memory'", "id='pareto_bops'", "id='pareto_train_flops'",
+                    "id='efficiency_per_bit'", "id='residuals'", "id='runs'", "id='provenance'", 'id="verdict"'):
         assert section.replace("'", '"') in html or section in html, section
     assert "<td>eff[quest:w4a4]</td>" in html and "code version" in html
+    # the verdict box comes first, and every cost axis and answer names its cost model
+    assert html.index("class='verdict") < html.index("id=\"fit\"")
+    for name in ("memory", "bops", "train_flops"):
+        assert escape(f"cost model '{name}'") in html and f"Cost model <code>{name}</code>" in html
+    # the smoke runs: two token budgets, tiny models
+    assert "Answers not identifiable</b>" in html and "only 2 distinct token budgets" in html
+    assert "too small for the paper&#x27;s conclusions" in html
     return html
 
 
