@@ -148,3 +148,22 @@ def test_log_axes_are_labelled_on_short_ranges():
         shown = [t.get_text() for t, v in zip(ax.get_xticklabels(), ax.get_xticks()) if lo <= v <= hi and t.get_text()]
         assert len(shown) >= 2, shown
     assert plots._short(131072.0) == "1.31e5" and plots._short(0.05) == "0.05"
+
+
+def test_report_renders_a_fit_stored_before_answers_and_evidence(smoke_store, tmp_path):
+    """Old stored fits (no answers, evidence, cost_models; staged mode implied) still render: the report
+    computes the verdict and answers itself and says so."""
+    from quest_lab.store import Store
+
+    assert runner.invoke(app, ["fit", "--store", smoke_store, "--bootstrap", "0"]).exit_code == 0
+    store = Store(smoke_store)
+    payload = store.latest_fit("quest")["payload"]
+    for key in ("answers", "evidence", "cost_models", "mode", "huber_delta"):
+        payload.pop(key)
+    store.save_fit("quest", payload, sweep="smoke")
+    out = tmp_path / "rep"
+    res = runner.invoke(app, ["report", "--store", smoke_store, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    html = _check_report(out)
+    assert "computed by the report from the runs shown" in html
+    assert "grid / staged" in html and "staged fit: base on full-precision runs first" in html
