@@ -23,6 +23,8 @@ from quest_lab.analysis.cost import COST_MODELS, DEFAULT_RATES, CostModel, cost_
 from quest_lab.analysis.law_base import Design, InsufficientDataError, Law, ParamSpec, get_law, load_laws
 from quest_lab.analysis.optimize import HUBER_DELTA, SCREEN_ITER, Problem, grid_starts, perturbed, varpro_starts
 
+SCREEN_BUDGET = 1_000_000  # joint screen: starts × runs per L-BFGS step (4,500 starts up to 222 runs)
+
 log = logging.getLogger(__name__)
 
 METHODS = ("grid", "varpro")
@@ -193,10 +195,14 @@ def fit_design(law: Law, d: Design, config: FitConfig, weights: np.ndarray | Non
     theta, f = Problem(law, d, prec, theta, delta, w_all).solve(grid_starts(specs, prec))
     if config.mode == "staged":
         return theta, f
-    # 3. joint: global search over all parameters
+    # 3. joint: global search over all parameters; the base grid is subsampled (seeded) only where
+    #    starts × runs would exceed SCREEN_BUDGET residuals per step (thousands of runs)
     free = np.ones(len(specs), bool)
-    screen = np.tile(theta, (len(grid_starts(specs, base)), 1))
-    screen[:, base] = grid_starts(specs, base)
+    grid = grid_starts(specs, base)
+    if len(grid) * d.n > SCREEN_BUDGET:
+        grid = grid[np.sort(rng.choice(len(grid), max(SCREEN_BUDGET // d.n, 64), replace=False))]
+    screen = np.tile(theta, (len(grid), 1))
+    screen[:, base] = grid
     pool = np.vstack([perturbed(theta, specs, free, 4, rng), law.joint_starts(d), screen])
     jtheta, jf = Problem(law, d, free, theta, delta, w_all).solve(pool, screen_iter=SCREEN_ITER)
     return (jtheta, jf) if jf <= f else (theta, f)
