@@ -93,7 +93,7 @@ def _curve_inputs(kind: str, value: float, n_grid: np.ndarray) -> tuple[np.ndarr
 
 def _group_title(kind: str, value: float) -> str:
     return {"D": f"D = {_short(value)} tokens", "D/N": f"D/N = {_short(value)} tokens/param",
-            "C": f"C ≈ {_short(float(f'{value:.2g}'))} FLOPs"}[kind]
+            "C": f"6ND ≈ {_short(float(f'{value:.2g}'))} FLOPs"}[kind]  # IsoFLOP bins: 6ND whatever the bits
 
 
 def loss_vs_n(runs: pd.DataFrame, fit: FitResult) -> Figure:

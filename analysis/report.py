@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from quest_lab.analysis import derived, plots
+from quest_lab.analysis.cost import COST_MODELS
 from quest_lab.analysis.fit import FitResult
 from quest_lab.analysis.law_base import BASE_LABEL
 
@@ -176,7 +177,9 @@ def _answer_rows(block: dict) -> pd.DataFrame:
 def answers_html(answers: dict) -> str:
     """One table per cost model, named with its formula and citation."""
     parts = []
-    for name, block in answers.items():
+    order = [n for n in COST_MODELS if n in answers] + sorted(set(answers) - set(COST_MODELS))  # stores sort keys
+    for name in order:
+        block = answers[name]
         cm = block.get("cost_model", {})
         parts.append(f"<h3>Cost model <code>{html.escape(name)}</code>: {html.escape(str(cm.get('formula', '')))} "
                      f"[{html.escape(str(cm.get('unit', '')))}]</h3><p class='sub'>{html.escape(str(cm.get('citation', '')))}"
