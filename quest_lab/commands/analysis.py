@@ -99,12 +99,10 @@ def parse_rates(text: str | None) -> tuple[tuple[float, float], ...]:
         return DEFAULT_RATES
     pairs = []
     for item in text.split(","):
-        bits, sep, rate = item.partition("=")
+        bits, _, rate = item.partition("=")
         try:
             pairs.append((float(bits), float(rate)))
-        except ValueError:
-            fail(f"--hw-rates {text!r} must be BITS=RELATIVE_COST pairs, e.g. \"4=0.25,8=0.5,16=1\"")
-        if not sep:
+        except ValueError:  # also a missing "=": float("")
             fail(f"--hw-rates {text!r} must be BITS=RELATIVE_COST pairs, e.g. \"4=0.25,8=0.5,16=1\"")
     return tuple(pairs)
 
@@ -157,7 +155,7 @@ def print_answers(result: FitResult) -> None:
     """The verdict and one line per answer (cost model, budget, best precision, how sure)."""
     if result.evidence:
         ev = result.evidence
-        console.print(f"verdict: answers {ev['verdict']}, because " + escape("; ".join(ev["because"])))
+        console.print(escape(f"verdict: answers {ev['verdict']}, because " + "; ".join(ev["because"])))
         if ev.get("scale_note"):
             console.print(escape(ev["scale_note"]))
     for block in (result.answers or {}).values():
