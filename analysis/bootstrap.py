@@ -2,7 +2,7 @@
 
 Resampling is stratified by precision label (every precision keeps its run count, so every
 efficiency stays defined).  A resample is a vector of multiplicities — weights on the Huber terms —
-so a whole chunk of resamples is refitted as one batch by the vectorised L-BFGS.  Each refit
+so a whole chunk of resamples is refitted as one batch (batched Levenberg–Marquardt).  Each refit
 starts from the best full-data fit plus two jittered copies (standard practice: the full start
 grid per resample would cost 1000× more and lands in the same basin).  Chunks run in parallel
 over `config.workers` processes (forkserver: safe next to Ray/torch threads).  Seeded: the same seed gives the same intervals, whatever the number of workers.
@@ -17,7 +17,7 @@ import numpy as np
 
 from quest_lab.analysis.data import label_bits
 from quest_lab.analysis.law_base import Design, Law, get_law
-from quest_lab.analysis.optimize import Problem, batched_lbfgs, perturbed
+from quest_lab.analysis.optimize import Problem, batched_lm, perturbed
 
 log = logging.getLogger(__name__)
 N_STARTS = 3  # best fit + 2 jittered copies per resample
@@ -43,7 +43,7 @@ def _refit_stage(law: Law, d: Design, free: np.ndarray, theta: np.ndarray, weigh
     starts = np.concatenate([perturbed(t, specs, free, N_STARTS - 1, rng) for t in theta])  # (B*S, pf)
     rows = np.repeat(np.arange(B), N_STARTS)
     prob = Problem(law, d, free, theta[rows], delta, weights[rows])
-    X, f = batched_lbfgs(prob, starts)
+    X, f = batched_lm(prob, starts)
     f = np.where(np.isfinite(f), f, np.inf).reshape(B, N_STARTS)
     best = np.argmin(f, axis=1) + np.arange(B) * N_STARTS
     return prob.full(X[best], rows[best])
@@ -56,12 +56,12 @@ def _chunk(args) -> np.ndarray:
     specs = law.specs()
     base = np.array([s.stage == "base" for s in specs])
     theta = np.tile(theta_best, (len(weights), 1))
+    if mode == "joint" and (~base).any() and uses_precision:  # the fit's own mode: everything at once
+        return _refit_stage(law, d, np.ones(len(specs), bool), theta, weights, rng, delta)
     brows = np.nonzero(d.is_base)[0] if uses_precision else np.arange(d.n)
     theta = _refit_stage(law, d.subset(brows), base, theta, weights[:, brows], rng, delta)
     if (~base).any() and uses_precision:
         theta = _refit_stage(law, d, ~base, theta, weights, rng, delta)
-        if mode == "joint":
-            theta = _refit_stage(law, d, np.ones(len(specs), bool), theta, weights, rng, delta)
     return theta
 
 

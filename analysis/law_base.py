@@ -148,6 +148,16 @@ class Law:
             raise ValueError(f"{self.name} law: parameters {missing} missing from the stored fit")
         return np.array([s.internal(params[s.name]) for s in self.specs()])
 
+    def joint_starts(self, d: Design) -> np.ndarray:
+        """Extra starting points (K, p) for the joint fit that a law can compute from its structure
+        (e.g. variable projection); none by default.  The generic global search runs regardless."""
+        return np.empty((0, len(self.specs())))
+
+    def clip(self, theta: np.ndarray) -> np.ndarray:
+        """Internal parameter vectors moved inside the bounds."""
+        specs = self.specs()
+        return np.clip(theta, [s.lower for s in specs], [s.upper for s in specs])
+
     def eff_of(self, theta: np.ndarray, label: str, w_bits: float, a_bits: float) -> float:
         """Parameter efficiency of a precision (N_eff / N); NaN for laws without one."""
         return float("nan")

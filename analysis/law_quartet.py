@@ -1,4 +1,4 @@
-"""Quartet (arXiv 2505.14694): L = (A/(N·effN)^α + B/(D·effD)^β)^γ + E.
+"""Quartet (Castro, Panferov et al. 2025, arXiv 2505.14669): L = (A/(N·effN)^α + B/(D·effD)^β)^γ + E.
 
 One parameter efficiency effN and one data efficiency effD per precision label, both bounded to
 (0, 1.05]; 1 for full precision.  Its base is not of the Chinchilla form (γ), so variable

@@ -65,6 +65,30 @@ def test_fit_csv_prints_table_and_writes_json(smoke_csv, tmp_path):
     assert payload["objective"] > 0
 
 
+def test_fit_json_has_answers_per_cost_model_and_evidence(smoke_csv, tmp_path):
+    out = tmp_path / "fit.json"
+    res = runner.invoke(app, ["fit", "--csv", str(smoke_csv), "--bootstrap", "20", "--json", str(out),
+                              "--compute-budget", "2e12", "--budget", "train_flops=1e12", "--memory-budget", "8e6"])
+    assert res.exit_code == 0, res.output
+    p = json.loads(out.read_text())
+    assert p["mode"] == "joint"
+    assert set(p["answers"]) == {"memory", "bops", "train_flops"}
+    assert p["cost_models"]["train_flops"]["params"]["rates"] == [[4.0, 0.25], [8.0, 0.5], [16.0, 1.0]]
+    budgets = {name: [(a["budget"], a["budget_source"]) for a in block["answers"]] for name, block in p["answers"].items()}
+    assert budgets["train_flops"] == [(2e12, "given"), (1e12, "given")]
+    assert budgets["memory"] == [(8e6, "given")]
+    assert len(budgets["bops"]) == 1 and budgets["bops"][0][1].startswith("default: geometric middle")
+    for block in p["answers"].values():
+        assert block["cost_model"]["formula"] and block["cost_model"]["citation"]
+        for ans in block["answers"]:
+            assert ans["best"] in {"bf16", "quest:w2a2", "quest:w3a3", "quest:w4a4"}
+            assert ans["bootstrap"]["draws"] == 20 and ans["best"] in ans["bootstrap"]["share"]
+            assert isinstance(ans["extrapolated"], bool) and isinstance(ans["reasons"], list)
+            assert ans["extrapolated"] == bool(ans["reasons"])
+    assert p["evidence"]["verdict"] == "not identifiable"
+    assert "verdict: answers not identifiable" in res.stdout and "train_flops budget 1e+12" in res.stdout
+
+
 def test_fit_store_saves_fit_that_latest_fit_returns(smoke_store, tmp_path):
     from quest_lab.store import Store
 
@@ -114,6 +138,14 @@ def test_parameter_at_bound_warns_but_fits(tmp_path):
     ([], lambda df: df.drop(columns=["D"]), "lacks column(s) ['D']"),
     ([], lambda df: df[(df["w_bits"] == 16) & (df["N"] < 3e6)], "has 5 parameters and needs more than 5 runs; found 4"),
     (["--ci", "1.5"], None, "ci=1.5 must be in (0, 1)"),
+    (["--budget", "flops=1e18"], None, "budget for cost model 'flops': unknown; allowed: memory, bops, train_flops"),
+    (["--budget", "train_flops"], None, "--budget 'train_flops' must be COST=VALUE"),
+    (["--budget", "train_flops=lots"], None, "must be COST=VALUE"),
+    (["--compute-budget", "-1"], None, "budget train_flops=-1.0 must be a positive finite number"),
+    (["--memory-budget", "nan"], None, "budget memory=nan must be a positive finite number"),
+    (["--hw-rates", "4=2,16=1"], None, "relative costs in (0, 1]"),
+    (["--hw-rates", "4:0.25"], None, "must be BITS=RELATIVE_COST pairs"),
+    (["--hw-rates", "4=0.25,8=0.5"], None, "must include a width >= 16 bits"),
     (["--law", "quartet", "--method", "varpro"], None, "varpro"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, edit, message):

@@ -1,6 +1,7 @@
 """quest-lab fit | report: turn stored runs into fitted laws and a self-contained HTML report.
 
     quest-lab fit --law quest [--store URL | --csv FILE] [--where "w_bits>=2"] [--bootstrap N] [--json PATH]
+                  [--budget train_flops=1e18 --memory-budget 8e9 …] [--mode joint|staged]
     quest-lab report [--out reports/NAME/] [--law quest] [--open]
 
 `--csv FILE` takes columns N, D (or C = training FLOPs, then D = C/(6N)), loss and optionally
@@ -20,6 +21,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from quest_lab.analysis.cost import COST_MODELS, DEFAULT_RATES
 from quest_lab.analysis.fit import METHODS, MODES, FitConfig, FitResult, fit_frame
 from quest_lab.analysis.law_base import InsufficientDataError, load_laws
 from quest_lab.commands import bad_input, console, err_console, fail, say
@@ -76,6 +78,35 @@ def load_runs(store: str | None, csv: Path | None, where: str | None, sweep: str
     return df
 
 
+def parse_budgets(budget: list[str], memory_budget: list[float], compute_budget: list[float]) -> tuple[tuple[str, float], ...]:
+    """`--budget COST=VALUE` (any cost model), `--memory-budget` (memory), `--compute-budget` (train_flops)."""
+    out = [("memory", float(v)) for v in memory_budget] + [("train_flops", float(v)) for v in compute_budget]
+    for item in budget:
+        name, sep, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if not sep or number is None:
+            fail(f"--budget {item!r} must be COST=VALUE, e.g. train_flops=1e18; cost models: {', '.join(COST_MODELS)}")
+        out.append((name.strip(), number))
+    return tuple(out)
+
+
+def parse_rates(text: str | None) -> tuple[tuple[float, float], ...]:
+    """`--hw-rates "4=0.25,8=0.5,16=1"` → ((4, 0.25), (8, 0.5), (16, 1))."""
+    if text is None:
+        return DEFAULT_RATES
+    pairs = []
+    for item in text.split(","):
+        bits, _, rate = item.partition("=")
+        try:
+            pairs.append((float(bits), float(rate)))
+        except ValueError:  # also a missing "=": float("")
+            fail(f"--hw-rates {text!r} must be BITS=RELATIVE_COST pairs, e.g. \"4=0.25,8=0.5,16=1\"")
+    return tuple(pairs)
+
+
 def run_fit(df, config: FitConfig) -> FitResult:
     try:
         return fit_frame(df, config)
@@ -107,6 +138,29 @@ def print_fit(result: FitResult) -> None:
             console.print(f"hold-out largest N: {h.get('note')}")
     for w in result.warnings:
         err_console.print(f"[yellow]warning:[/] {escape(w)}", markup=True)
+    print_answers(result)
+
+
+def _answer_line(ans: dict[str, Any]) -> str:
+    share = (ans.get("bootstrap") or {}).get("share", {})
+    sure = f", chosen by {share.get(ans['best'], 0):.0%} of bootstrap fits" if share else ""
+    where = ("data-rich limit" if ans.get("data_rich_limit")
+             else f"N* {ans['N']:.3g}, D* {ans['D']:.3g}" if ans.get("D") else f"N* {ans['N']:.3g}")
+    flag = f" [extrapolated: {'; '.join(ans['reasons'])}]" if ans.get("extrapolated") else ""
+    return (f"{ans['cost_model']} budget {ans['budget']:.3g} {ans['unit']}: best {ans['best']} "
+            f"(loss {ans['loss']:.4g}, {where}{sure}){flag}")
+
+
+def print_answers(result: FitResult) -> None:
+    """The verdict and one line per answer (cost model, budget, best precision, how sure)."""
+    if result.evidence:
+        ev = result.evidence
+        console.print(escape(f"verdict: answers {ev['verdict']}, because " + "; ".join(ev["because"])))
+        if ev.get("scale_note"):
+            console.print(escape(ev["scale_note"]))
+    for block in (result.answers or {}).values():
+        for ans in block["answers"]:
+            console.print(escape(_answer_line(ans)))
 
 
 def save_fit(url: str, result: FitResult, payload: dict[str, Any], sweep: str | None) -> int | None:
@@ -130,18 +184,24 @@ def fit_cmd(
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the CIs (0 = none).")] = 200,
     ci: Annotated[float, typer.Option("--ci", help="CI level (0.8 = Epoch AI's 80% intervals).")] = 0.8,
     method: Annotated[Method, typer.Option("--method", help="grid: L-BFGS from the full start grid; varpro: NNLS over exponents, then L-BFGS.")] = Method("grid"),  # type: ignore[arg-type]
-    mode: Annotated[Mode, typer.Option("--mode", help="staged: 16-bit base first, then precision terms; joint: then all together.")] = Mode("staged"),  # type: ignore[arg-type]
+    mode: Annotated[Mode, typer.Option("--mode", help="joint (default): global search over all parameters; staged: 16-bit base first, then precision terms (biased when the 16-bit runs lie on one tokens-per-parameter line).")] = Mode("joint"),  # type: ignore[arg-type]
     holdout_largest: Annotated[bool, typer.Option("--holdout-largest", help="Refit without the largest N; report the extrapolation error on it.")] = False,
     drop_highest: DropOpt = 0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Processes for the bootstrap.")] = min(2, os.cpu_count() or 1),
+    budget: Annotated[Optional[list[str]], typer.Option("--budget", help="COST=VALUE (repeatable): answer the best precision at this budget of a cost model (memory, bops, train_flops). Default: the geometric middle of the observed range of each.")] = None,
+    memory_budget: Annotated[Optional[list[float]], typer.Option("--memory-budget", help="Bits of weights (repeatable); same as --budget memory=BITS.")] = None,
+    compute_budget: Annotated[Optional[list[float]], typer.Option("--compute-budget", help="BF16-equivalent training FLOPs (repeatable); same as --budget train_flops=FLOPS.")] = None,
+    hw_rates: Annotated[Optional[str], typer.Option("--hw-rates", help='train_flops rate table BITS=RELATIVE_COST, e.g. "4=0.25,8=0.5,16=1" (the default): a w-bit matmul runs on the narrowest width >= w.')] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the fit as JSON here.")] = None,
     save: Annotated[bool, typer.Option("--save/--no-save", help="Store the fit (default: yes when reading the store or --store is given).")] = True,
 ) -> None:
     """Fit a scaling law to completed runs; print params with bootstrap CIs and store the fit."""
+    budgets = parse_budgets(budget or [], memory_budget or [], compute_budget or [])
     try:
         config = FitConfig(law=law.value, method=method.value, mode=mode.value, bootstrap=bootstrap, ci=ci,
-                           seed=seed, workers=workers, holdout_largest=holdout_largest)
+                           seed=seed, workers=workers, holdout_largest=holdout_largest, budgets=budgets,
+                           hw_rates=parse_rates(hw_rates))
     except ValueError as exc:
         fail(str(exc))
     df = load_runs(store, csv, where, sweep, drop_highest)
