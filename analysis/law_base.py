@@ -211,7 +211,7 @@ def chinchilla_specs() -> list[ParamSpec]:
     return [
         ParamSpec("A", -10.0, 60.0, ab, log=True),
         ParamSpec("B", -10.0, 60.0, ab, log=True),
-        ParamSpec("E", -5.0, 3.0, e, log=True),
+        ParamSpec("E", -10.0, 3.0, e, log=True),  # E ≥ 4.5e-5: the QuEST paper's own fit has E = 0.0014
         ParamSpec("alpha", 0.0, 4.0, ex),
         ParamSpec("beta", 0.0, 4.0, ex),
     ]
