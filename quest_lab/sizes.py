@@ -60,6 +60,7 @@ def register_size(cfg: ModelConfig) -> ModelConfig:
 # Tiny sizes for CPU runs, tests and the smoke sweep (head dim 16–64; hidden rounded to 32 so the
 # SwiGLU matrices stay small).  Roughly ×2 in N from one to the next.  Peak LRs from a coarse
 # CPU sweep on Shakespeare (BPE-512, 64-token context, batch 8, ~0.4M tokens).
+register_size(ModelConfig("pico", n_layer=2, n_embd=24, n_head=2, peak_lr=4e-3, mlp_multiple_of=32))
 register_size(ModelConfig("nano", n_layer=2, n_embd=32, n_head=2, peak_lr=4e-3, mlp_multiple_of=32))
 register_size(ModelConfig("micro", n_layer=2, n_embd=48, n_head=2, peak_lr=4e-3, mlp_multiple_of=32))
 register_size(ModelConfig("tiny", n_layer=2, n_embd=64, n_head=2, peak_lr=4e-3, mlp_multiple_of=32))
