@@ -1,14 +1,16 @@
 """Typer sub-apps, one per command group; `cli.py` at the repository root merges them.
 
 Output rules: every error is `fail(message)`: one line on stderr, rich markup escaped exactly once,
-exit 2 (bad input; nothing written).  Text that holds user or stored strings (sweep names, paths, error
-texts, URLs) is printed with `say` (no markup at all), never inside a markup f-string.
+exit 2 (bad input; nothing written).  Every warning is `warn(message)` or a `logging` warning, both printed
+as `warning: message` on stderr (`cli.py` formats log records the same way).  Text that holds user or
+stored strings (sweep names, paths, error texts, URLs) is printed with `say` (no markup at all), never
+inside a markup f-string.  Help is click's plain help (`new_app`): wrapped at the terminal width, never cut.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Annotated, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -19,6 +21,15 @@ console = Console(highlight=False)
 
 # Exit code for bad input (unknown option value, malformed file, too little data): nothing written.
 EXIT_BAD_INPUT = 2
+DEFAULT_STORE = "sqlite:///results.db"  # quest_lab.store.DEFAULT_URL (checked by tests/test_cli_help.py)
+
+StoreOpt = Annotated[Optional[str], typer.Option(
+    "--store", help=f"SQLAlchemy URL of the results store (default: {DEFAULT_STORE}).")]
+
+
+def new_app(**kwargs) -> typer.Typer:
+    """A command group with plain click help: wrapped at the terminal width, never cut with an ellipsis."""
+    return typer.Typer(rich_markup_mode=None, **kwargs)
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
@@ -26,6 +37,11 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     first = " ".join(str(message).split("\n")).strip()
     err_console.print(f"[bold red]error:[/] {escape(first)}", markup=True)
     raise typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    """`warning: message` on stderr, printed literally (the format of logged warnings too)."""
+    err_console.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
 def say(message: str, *, err: bool = False) -> None:
@@ -50,7 +66,7 @@ def bad_input() -> Iterator[None]:
 
 def open_store(url: str | None):
     """The store at `url` (default sqlite:///results.db); a bad URL is exit 2."""
-    from quest_lab.store import DEFAULT_URL, Store
+    from quest_lab.store import Store
 
     with bad_input():
-        return Store(url or DEFAULT_URL)
+        return Store(url or DEFAULT_STORE)

@@ -1,15 +1,9 @@
 """quest-lab db status | upgrade: the store's schema revision (Alembic migrations in quest_lab/migrations)."""
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from quest_lab.commands import StoreOpt, bad_input, new_app, open_store, say
 
-import typer
-
-from quest_lab.commands import bad_input, open_store, say
-
-app = typer.Typer(no_args_is_help=True)
-
-StoreOpt = Annotated[Optional[str], typer.Option("--store", help="SQLAlchemy URL of the results store (default: sqlite:///results.db).")]
+app = new_app(no_args_is_help=True)
 
 
 @app.command("status")

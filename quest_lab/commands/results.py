@@ -10,10 +10,10 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from quest_lab.commands import bad_input, console, fail, open_store, say
+from quest_lab.commands import bad_input, console, fail, new_app, open_store, say
 from quest_lab.run import RUN_STATUSES
 
-app = typer.Typer()
+app = new_app()
 
 
 class ExportFormat(str, Enum):

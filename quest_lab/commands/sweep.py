@@ -11,12 +11,12 @@ from typing import Annotated, NoReturn, Optional
 import typer
 from rich.table import Table
 
-from quest_lab.commands import bad_input, console, db, fail, open_store, results, say
+from quest_lab.commands import bad_input, console, db, fail, new_app, open_store, results, say
 from quest_lab.sweep.claims import DEFAULT_TTL_S, MIN_TTL_S
 from quest_lab.sweep.executors import load_executors
 from quest_lab.sweep.grid import DEFAULT_MAX_GRID
 
-app = typer.Typer()
+app = new_app()
 app.add_typer(results.app)
 app.add_typer(db.app, name="db", help="Store schema: show its revision, upgrade it.")
 log = logging.getLogger(__name__)

@@ -11,12 +11,12 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from quest_lab.commands import console, fail
+from quest_lab.commands import console, fail, new_app
 from quest_lab.quant.specs import QUANTIZER_SPECS, fmt_bits
 from quest_lab.run import BACKENDS, DEVICES, TOKENIZERS, RunConfig
 from quest_lab.sizes import MODEL_SIZES, non_embedding_params
 
-app = typer.Typer()
+app = new_app()
 log = logging.getLogger(__name__)
 
 SizeChoice = Enum("SizeChoice", {name: name for name in MODEL_SIZES}, type=str)
