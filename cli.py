@@ -10,10 +10,11 @@ import logging
 
 import typer
 
-from quest_lab.commands import fits, new_app, report, sweep, train
+from quest_lab.commands import OneLineErrors, fits, new_app, report, sweep, train
 from quest_lab.commands import analysis
 
 app = new_app(
+    cls=OneLineErrors,
     name="quest-lab",
     help="Precision scaling laws: sweep quantized training runs, fit laws, report Pareto frontiers.",
     no_args_is_help=True,

@@ -13,7 +13,9 @@ from contextlib import contextmanager
 from typing import Annotated, NoReturn, Optional
 
 import typer
+import typer.core
 from rich.console import Console
+from typer.core import TyperGroup
 from rich.markup import escape
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -32,10 +34,53 @@ def new_app(**kwargs) -> typer.Typer:
     return typer.Typer(rich_markup_mode=None, **kwargs)
 
 
-def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    """Print a one-line error to stderr and exit with `code` (2 = bad input)."""
+def _click_exceptions():
+    """The click exceptions Typer raises: its vendored copy (typer >= 0.20) or click's own."""
+    vendored = getattr(typer.core, "_click", None)
+    if vendored is not None:
+        return vendored.exceptions
+    import click
+
+    return click.exceptions
+
+
+class OneLineErrors(TyperGroup):
+    """The root command: a usage error (unknown option, a value outside its choices) is one line,
+    `error: ...`, exit 2, like every other bad input; help, --version and command exit codes as usual."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        import sys
+
+        errors = _click_exceptions()
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except errors.NoArgsIsHelpError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except errors.UsageError as exc:
+            where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            error_line(exc.format_message() + where)
+            sys.exit(EXIT_BAD_INPUT)
+        except errors.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            err_console.print("Aborted.", markup=False)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def error_line(message: str) -> None:
+    """`error: message` on one line of stderr (the message is never markup)."""
     first = " ".join(str(message).split("\n")).strip()
     err_console.print(f"[bold red]error:[/] {escape(first)}", markup=True)
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    """Print a one-line error to stderr and exit with `code` (2 = bad input)."""
+    error_line(message)
     raise typer.Exit(code)
 
 

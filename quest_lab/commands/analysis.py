@@ -193,7 +193,10 @@ def fit_cmd(
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the fit as JSON here.")] = None,
     save: Annotated[bool, typer.Option("--save/--no-save", help="Store the fit (default: yes when reading the store or --store is given).")] = True,
 ) -> None:
-    """Fit a scaling law to completed runs; print params with bootstrap CIs and store the fit."""
+    """Fit a scaling law to completed runs.
+
+    Prints the parameters with bootstrap CIs, the verdict and the derived answers, and stores the fit.
+    """
     budgets = parse_budgets(budget or [], memory_budget or [], compute_budget or [])
     try:
         config = FitConfig(law=law.value, method=method.value, mode=mode.value, bootstrap=bootstrap, ci=ci,

@@ -4,12 +4,11 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
-from rich import box
-from rich.table import Table
 from rich.text import Text
 
 from quest_lab.commands import StoreOpt, bad_input, console, new_app, open_store, say
 from quest_lab.commands.analysis import LawName
+from quest_lab.commands.tables import Column, dropped_note, fit_columns, table_of
 
 app = new_app()
 
@@ -24,7 +23,10 @@ def fits_command(
     store: StoreOpt = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many fits (the newest).")] = 50,
 ) -> None:
-    """List stored fits, newest first: id, law, time, runs, R², bootstrap, mode, verdict, filters."""
+    """List stored fits, newest first.
+
+    Id, law, time, runs, R², bootstrap, mode, verdict and the filters each was fitted with.
+    """
     from quest_lab.analysis.report_tables import utc
     from quest_lab.store_fits import list_fits
 
@@ -35,20 +37,23 @@ def fits_command(
         say("no stored fits" + (f" of the {law.value} law" if law else "") + f" in {handle.display_url}; "
             "run `quest-lab fit` first")
         return
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for col, justify in (("id", "right"), ("law", "left"), ("fitted (UTC)", "left"), ("runs", "right"),
-                         ("R²", "right"), ("boot", "right"), ("mode", "left"), ("verdict", "left")):
-        table.add_column(col, justify=justify, no_wrap=col != "verdict", overflow="fold")
-    for f in fits:
-        s = f.summary()
-        when = (utc(s["created_at"]) or "-").removesuffix(" UTC")
-        table.add_row(*(Text(str(v)) for v in (
-            s["id"], s["law"], when, _num(s["runs"], "d"), _num(s["r2"], ".4f"), _num(s["bootstrap"], "d"),
-            s["mode"], s["verdict"] or "-")))
-    console.print(table)
+    rows = [f.summary() for f in fits]
+    cols = [Column("id", tuple(str(r["id"]) for r in rows), 0, "right"),
+            Column("law", tuple(str(r["law"]) for r in rows), 0),
+            Column("fitted (UTC)", tuple((utc(r["created_at"]) or "-").removesuffix(" UTC") for r in rows), 1),
+            Column("runs", tuple(_num(r["runs"], "d") for r in rows), 3, "right"),
+            Column("R²", tuple(_num(r["r2"], ".4f") for r in rows), 2, "right"),
+            Column("bootstrap", tuple(_num(r["bootstrap"], "d") for r in rows), 5, "right"),
+            Column("mode", tuple(str(r["mode"]) for r in rows), 6),
+            Column("verdict", tuple(str(r["verdict"] or "-") for r in rows), 4)]
+    shown, dropped = fit_columns(cols, console.width)
+    console.print(table_of(shown))
+    if dropped:
+        console.print(Text(dropped_note(dropped)))
     for f in fits:  # filters on their own lines: any length, printed literally
         s = f.summary()
         if s["where"] or s["sweep"]:
             say(f"#{s['id']}: fitted on {'--sweep ' + s['sweep'] if s['sweep'] else 'all sweeps'}"
                 + (f", --where {s['where']}" if s["where"] else ""))
-    say(f"{len(fits)} fit(s) in {handle.display_url}; `quest-lab report --law LAW` reports the newest of each law")
+    console.print(Text(f"{len(fits)} fit(s) in {handle.display_url}; `quest-lab report --law LAW` reports the "
+                       "newest of each law"))

@@ -38,7 +38,10 @@ def report_cmd(
     open_browser: Annotated[bool, typer.Option("--open", help="Open the report in the browser.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace the files of a non-empty --out folder.")] = False,
 ) -> None:
-    """Write a self-contained HTML report (figures inlined, sortable run table) plus PNGs."""
+    """Write the HTML report of the runs and fitted laws.
+
+    One self-contained page (figures inlined, sortable run table, opens offline) plus the PNGs.
+    """
     from quest_lab.analysis.report import ReportInputs, default_out_dir, write_report
     from quest_lab.outputs import check_dir_target, publish_dir
 

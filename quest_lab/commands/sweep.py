@@ -31,7 +31,9 @@ def sweep_command(
     executor: Annotated[ExecutorChoice, typer.Option(  # type: ignore[valid-type]
         help="Where trials run: ray (Ray Tune), local (sequential, in-process) or auto "
              "(ray when more than one trial can run at once or --address is given).")] = ExecutorChoice("auto"),  # type: ignore[assignment]
-    store: results.StoreOpt = None,
+    store: Annotated[Optional[str], typer.Option(
+        "--store", help="SQLAlchemy URL of the results store (default: the sweep file's `store`, else "
+                        "sqlite:///results.db).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (total / done / to run) and exit.")] = False,
     rerun_failed: Annotated[bool, typer.Option("--rerun-failed", help="Also run the grid's failed runs again.")] = False,
     address: Annotated[Optional[str], typer.Option(help="Address of an existing Ray cluster, HOST:PORT (implies --executor ray).")] = None,
@@ -45,7 +47,11 @@ def sweep_command(
     train_fn: Annotated[Optional[str], typer.Option(
         hidden=True, help="Train function 'module:function' (testing, custom trainers).")] = None,
 ) -> None:
-    """Run a sweep file: every grid point not already completed/diverged in the store (drivers may share it)."""
+    """Run a sweep file.
+
+    Trains every grid point not already completed or diverged in the store; several drivers may
+    share one sweep and store.
+    """
     from quest_lab.sweep import expand, load_spec
     from quest_lab.sweep.executors import get_executor, import_train_fn
 
