@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from test_fit_cli import smoke_frame, smoke_store  # noqa: F401  (same synthetic smoke-sweep runs; fixture)
+from synthetic import smoke_frame
 
 runner = CliRunner()
 PNGS = ["loss_vs_n.png", "pareto_memory.png", "pareto_bops.png", "pareto_train_flops.png", "efficiency_per_bit.png",
