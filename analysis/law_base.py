@@ -10,12 +10,12 @@ subclass; `load_laws()` imports every `law_*` module of this package.
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from typing import ClassVar, Mapping, Sequence
 
 import numpy as np
+
+from quest_lab.registry import class_registrar, import_plugins
 
 BASE_LABEL = "bf16"  # precision label of full-precision (w = a = 16) runs; eff = 1 by definition
 
@@ -235,25 +235,12 @@ class Law:
 LAWS: dict[str, type[Law]] = {}
 
 
-def register_law(name: str):
-    """Class decorator: `@register_law("quest") class QuestLaw(Law): ...`."""
-
-    def deco(cls: type[Law]) -> type[Law]:
-        if name in LAWS and LAWS[name] is not cls:
-            raise ValueError(f"law {name!r} registered twice ({LAWS[name].__name__}, {cls.__name__})")
-        cls.name = name
-        LAWS[name] = cls
-        return cls
-
-    return deco
+register_law = class_registrar(LAWS, "law")  # @register_law("quest") class QuestLaw(Law): ...
 
 
 def load_laws() -> dict[str, type[Law]]:
     """Import every `law_*` module of this package (each registers its law) and return the registry."""
-    pkg = importlib.import_module(__name__.rsplit(".", 1)[0])
-    for info in pkgutil.iter_modules(pkg.__path__):
-        if info.name.startswith("law_") and info.name != "law_base":
-            importlib.import_module(f"{pkg.__name__}.{info.name}")
+    import_plugins(__name__.rsplit(".", 1)[0], lambda m: m.startswith("law_") and m != "law_base")
     return LAWS
 
 
