@@ -50,8 +50,8 @@ def _refit_stage(law: Law, d: Design, free: np.ndarray, theta: np.ndarray, weigh
 
 
 def _chunk(args) -> np.ndarray:
-    law_name, labels, d, theta_best, weights, seed, delta, mode, uses_precision = args
-    law = get_law(law_name, labels)
+    law_name, labels, options, d, theta_best, weights, seed, delta, mode, uses_precision = args
+    law = get_law(law_name, labels, options)
     rng = np.random.default_rng(seed)
     specs = law.specs()
     base = np.array([s.stage == "base" for s in specs])
@@ -82,7 +82,8 @@ def bootstrap_samples(law: Law, d: Design, theta_best: np.ndarray, config) -> np
     # chunks of a fixed size, one seed each: the samples do not depend on the number of workers
     n_chunks = -(-config.bootstrap // CHUNK)
     seeds = rng.integers(0, 2**31, size=n_chunks)
-    jobs = [(law.name, law.labels, d, theta_best, w, int(s), config.huber_delta, config.mode, law.uses_precision)
+    jobs = [(law.name, law.labels, law.options, d, theta_best, w, int(s), config.huber_delta, config.mode,
+             law.uses_precision)
             for w, s in zip(np.array_split(weights, n_chunks), seeds)]
     workers = min(config.workers, n_chunks)
     if workers == 1:
@@ -106,6 +107,8 @@ def intervals(law: Law, samples: np.ndarray, level: float) -> dict[str, tuple[fl
         if f"eff[{label}]" in out or f"effN[{label}]" in out:
             continue
         w, a = label_bits(label)
-        effs = [law.eff_of(np.array([s.internal(v) for s, v in zip(specs, row)]), label, w, a) for row in samples]
-        out[f"eff[{label}]"] = tuple(float(x) for x in np.nanpercentile(effs, q))
+        effs = np.array([law.eff_of(np.array([s.internal(v) for s, v in zip(specs, row)]), label, w, a)
+                         for row in samples])
+        if np.isfinite(effs).any():  # laws without an efficiency (qat) have none
+            out[f"eff[{label}]"] = tuple(float(x) for x in np.nanpercentile(effs, q))
     return out

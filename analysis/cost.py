@@ -25,6 +25,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from quest_lab.registry import class_registrar
+
 # (bits, relative cost of a matmul at that width vs BF16); docs/design.md §7
 DEFAULT_RATES: tuple[tuple[float, float], ...] = ((4.0, 0.25), (8.0, 0.5), (16.0, 1.0))
 FORWARD_SHARE = 2.0  # forward FLOPs per parameter-token (of 6: Kaplan et al. 2020, Table 1)
@@ -66,17 +68,7 @@ class CostModel:
 COST_MODELS: dict[str, type[CostModel]] = {}
 
 
-def register_cost(name: str):
-    """Class decorator: `@register_cost("memory") class Memory(CostModel): ...`."""
-
-    def deco(cls: type[CostModel]) -> type[CostModel]:
-        if name in COST_MODELS and COST_MODELS[name] is not cls:
-            raise ValueError(f"cost model {name!r} registered twice ({COST_MODELS[name].__name__}, {cls.__name__})")
-        cls.name = name
-        COST_MODELS[name] = cls
-        return cls
-
-    return deco
+register_cost = class_registrar(COST_MODELS, "cost model")  # @register_cost("memory") class Memory(CostModel): ...
 
 
 @register_cost("memory")

@@ -1,43 +1,50 @@
 """Run tables for fitting: load from the store or a CSV, normalise columns, label precisions, validate.
 
-CSV input (`load_csv`): columns `N`, `D`, `loss`, optionally `w_bits`, `a_bits`, `quantizer`
-(defaults 16, 16, "bf16"); `C` (training FLOPs) may replace `D`, then D = C/(6N).  Epoch AI's
-Chinchilla extraction is recognised by its column names: `Model Size` → N, `Training FLOP` → C.
+CSV input (`load_csv`): columns `N`, `D`, `loss`, optionally `w_bits`, `a_bits`, `quantizer`, `g_bits`
+(backward bits), `group_size` (defaults 16, 16, "bf16", 16, per row); `C` (training FLOPs) may replace
+`D`, then D = C/(6N).  Epoch AI's Chinchilla extraction is recognised by its column names: `Model Size`
+→ N, `Training FLOP` → C.  Labels come from `quest_lab.quant.specs.precision_label` (the one place they
+are built and parsed).
+
+`G` (added): the group size a law sees.  A per-row scale is one group spanning the whole row, so a
+per-row run's G is its row length K, taken as the model width n_embd of a registered `size` (the K
+of every quantized layer but the MLP down projection); unknown (NaN) for per-row rows of a CSV
+without a known size.  Only the qat law uses it.
 """
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from quest_lab.analysis.law_base import BASE_LABEL, Design, InsufficientDataError
+from quest_lab.quant import specs
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {"w_bits": 16.0, "a_bits": 16.0, "quantizer": "bf16"}
+DEFAULTS = {"w_bits": 16.0, "a_bits": 16.0, "quantizer": "bf16", "g_bits": 16.0}
 
 
-def precision_label(quantizer: str, w_bits: float, a_bits: float) -> str:
-    """'<quantizer>:w<w>a<a>' (1.58 stays '1.58'); any w = a = 16 run is the base 'bf16'."""
-    if float(w_bits) >= 16 and float(a_bits) >= 16:
-        return BASE_LABEL
-    return f"{quantizer}:w{float(w_bits):g}a{float(a_bits):g}"
-
-
-_BITS = re.compile(r":w([0-9.]+)a([0-9.]+)$")
+def precision_label(quantizer: str, w_bits: float, a_bits: float, group_size=None, g_bits: float = 16.0) -> str:
+    """The run's precision label (`quest_lab.quant.specs.precision_label`); NaN group size = per row."""
+    group = None if group_size is None or not np.isfinite(group_size) else int(group_size)
+    return specs.precision_label(quantizer, w_bits, a_bits, group, g_bits)
 
 
 def label_bits(label: str) -> tuple[float, float]:
     """(w_bits, a_bits) of a precision label; (16, 16) for the base."""
-    if label == BASE_LABEL:
-        return 16.0, 16.0
-    m = _BITS.search(label)
-    if not m:
-        raise ValueError(f"precision label {label!r} is not of the form '<quantizer>:w<w>a<a>'")
-    return float(m.group(1)), float(m.group(2))
+    p = specs.parse_precision_label(label)
+    return p.w_bits, p.a_bits
+
+
+def row_length(size) -> float:
+    """K of a per-row scale: the width n_embd of a registered model size; NaN when unknown."""
+    from quest_lab.sizes import MODEL_SIZES
+
+    cfg = MODEL_SIZES.get(size) if isinstance(size, str) else None
+    return float(cfg.n_embd) if cfg is not None else float("nan")
 
 
 def normalise(df: pd.DataFrame, source: str = "data") -> pd.DataFrame:
@@ -56,10 +63,24 @@ def normalise(df: pd.DataFrame, source: str = "data") -> pd.DataFrame:
             df[col] = default
         else:
             df[col] = df[col].fillna(default)
-    for col in ("N", "D", "loss", "w_bits", "a_bits"):
+    if "group_size" not in df.columns:
+        df["group_size"] = np.nan
+    for col in ("N", "D", "loss", "w_bits", "a_bits", "g_bits", "group_size"):
         df[col] = pd.to_numeric(df[col], errors="coerce")
     df["quantizer"] = df["quantizer"].astype(str)
-    df["label"] = [precision_label(q, w, a) for q, w, a in zip(df["quantizer"], df["w_bits"], df["a_bits"])]
+    bad = df[~(np.isfinite(df["g_bits"]) & (df["g_bits"] > 0) & (df["g_bits"] <= 16))]
+    if len(bad):
+        raise InsufficientDataError(f"{len(bad)} run(s) have g_bits outside (0, 16] (rows {list(bad.index[:5])}); "
+                                    "g_bits is the backward (gradient) bit-width, 16 = not quantized")
+    group = df["group_size"]
+    bad = df[group.notna() & ~((group >= 1) & (group == np.floor(group)))]
+    if len(bad):
+        raise InsufficientDataError(f"{len(bad)} run(s) have a group_size that is not a whole number >= 1 "
+                                    f"(rows {list(bad.index[:5])}); empty = per row")
+    df["label"] = [precision_label(q, w, a, g, b) for q, w, a, g, b in
+                   zip(df["quantizer"], df["w_bits"], df["a_bits"], df["group_size"], df["g_bits"])]
+    rows = df["size"].map(row_length) if "size" in df.columns else pd.Series(np.nan, index=df.index)
+    df["G"] = group.where(group.notna(), rows).astype(float)
     return df.reset_index(drop=True)
 
 
@@ -138,8 +159,9 @@ def design(df: pd.DataFrame, labels: tuple[str, ...] | None = None) -> Design:
         labels = tuple(sorted(set(df["label"]) - {BASE_LABEL}))
     index = {lab: i for i, lab in enumerate(labels)}
     idx = np.array([index.get(lab, -1) if lab != BASE_LABEL else -1 for lab in df["label"]], dtype=int)
+    group = df["G"].to_numpy(float) if "G" in df.columns else np.full(len(df), np.nan)
     return Design(
         logN=np.log(df["N"].to_numpy(float)), logD=np.log(df["D"].to_numpy(float)),
         w_bits=df["w_bits"].to_numpy(float), a_bits=df["a_bits"].to_numpy(float),
-        label_idx=idx, labels=tuple(labels), y=np.log(df["loss"].to_numpy(float)),
+        label_idx=idx, labels=tuple(labels), y=np.log(df["loss"].to_numpy(float)), group=group,
     )

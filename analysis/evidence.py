@@ -8,7 +8,9 @@ Checks (docs/design.md §5):
   among all runs nothing separates the N term from the D term; among the full-precision runs alone
   the staged fit's base is biased (the joint fit separates them through the other runs);
 - parameters at a bound, CIs touching a bound, CIs wider than the value;
-- answers outside the observed N, D or cost range, on the search bound, or contradicted by a run.
+- answers outside the observed N, D or cost range, on the search bound, or contradicted by a run;
+- the law's own checks (`Law.evidence_checks`; qat: each precision family's exponents need two or
+  more distinct N, D and group sizes among its runs).
 
 Verdict: "not identifiable" when a blocking check fails (few sizes or budgets, all runs collinear, an
 exponent α/β at a bound or with a CI wider than its value, the staged base on collinear runs, an
@@ -116,6 +118,17 @@ def parameter_checks(result: FitResult) -> list[Check]:
     return out
 
 
+def law_checks(result: FitResult, runs: pd.DataFrame) -> list[Check]:
+    """The law's own identifiability checks on the fitted runs (none for most laws)."""
+    from quest_lab.analysis.data import design
+
+    law = result.model
+    if not result.labels or "label" not in runs.columns:
+        return []
+    known = runs[runs["label"].isin(set(result.labels) | {BASE_LABEL})]
+    return [Check(*c) for c in law.evidence_checks(design(known, labels=result.labels))]
+
+
 def answer_checks(answers: dict[str, Any]) -> tuple[list[Check], list[str]]:
     """Blocking checks for contradicted answers; the list of extrapolation reasons."""
     blocking, extrapolated = [], []
@@ -142,6 +155,7 @@ def scale_note(runs: pd.DataFrame) -> str | None:
 def assess(result: FitResult, runs: pd.DataFrame, answers: dict[str, Any] | None) -> dict[str, Any]:
     """The verdict with its reasons and every check (JSON-ready; stored in the fit payload)."""
     checks = data_checks(runs, result.config.mode, bool(result.labels)) + parameter_checks(result)
+    checks += law_checks(result, runs)
     contradicted, extrapolated = answer_checks(answers or {})
     checks += contradicted
     blocking = [c.message for c in checks if c.severity == "blocking"]

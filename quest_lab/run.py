@@ -67,6 +67,9 @@ class RunConfig:
     quantizer_options: dict[str, Any] = field(default_factory=dict)
     # one scale per group of G inputs along K (None: the quantizer's own, per row); in the label as g<G>
     group_size: int | None = None
+    # backward (gradient) precision; train() has no quantized backward, so only 16 trains (imported runs,
+    # `quest-lab import` / `fit --csv`, carry any g_bits); in the label as b<bits> when below 16
+    g_bits: float = 16
     # Token budget D: exactly one of `tokens` / `tokens_per_param` (× non-embedding N).
     tokens: int | None = None
     tokens_per_param: float | None = None
@@ -98,6 +101,10 @@ class RunConfig:
         get_spec(self.quantizer)  # known, even when 16/16 canonicalises it to bf16 below
         check_bits("w_bits", self.w_bits)
         check_bits("a_bits", self.a_bits)
+        check_bits("g_bits", self.g_bits)
+        if float(self.g_bits) < OFF_BITS:
+            raise ValueError(f"g_bits={self.g_bits!r}: a quantized backward is not implemented in train(); "
+                             "allowed: 16 (runs with g_bits < 16 can be imported: quest-lab import, fit --csv)")
         if float(self.w_bits) >= OFF_BITS and float(self.a_bits) >= OFF_BITS and self.quantizer != "bf16":
             # Full precision is one run whatever quantizer a grid crossed it with: canonicalise so
             # 16/16 under `quest`, `ste`, ... share a run_id and the baseline is trained once.
@@ -166,7 +173,7 @@ class RunConfig:
 
     @property
     def precision_label(self) -> str:
-        return precision_label(self.quantizer, self.w_bits, self.a_bits, self.group_size)
+        return precision_label(self.quantizer, self.w_bits, self.a_bits, self.group_size, self.g_bits)
 
     # -- serialisation -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -192,6 +199,8 @@ class RunConfig:
                  lr=self.lr if self.lr is not None else get_size(self.size).peak_lr)
         if d["group_size"] is None:  # per row, as before the field existed: stored run_ids stay valid
             del d["group_size"]
+        if float(d["g_bits"]) >= OFF_BITS:  # 16-bit gradients, as before the field existed: same run_ids
+            del d["g_bits"]
         return d
 
     def run_id(self, data_identity: str = "") -> str:

@@ -29,6 +29,7 @@ from sqlalchemy import Float, Integer, inspect, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from quest_lab.quant.specs import precision_label
 from quest_lab.run import RunConfig, RunResult
 from quest_lab.safe_text import clip_error, display_url, password_of, scrub
 from quest_lab.store_claims import ClaimLost, ClaimsMixin
@@ -45,7 +46,8 @@ __all__ = ["CURVE_COLUMNS", "DEFAULT_URL", "FILTER_COLUMNS", "RUN_COLUMNS", "Cla
 # Frame column -> `runs` column (the frame's names are the analysis names: N, D, loss).
 FILTER_COLUMNS: dict[str, str] = {
     "run_id": "run_id", "sweep": "sweep", "status": "status", "size": "size", "N": "n_params", "D": "tokens",
-    "w_bits": "w_bits", "a_bits": "a_bits", "quantizer": "quantizer", "seed": "seed", "loss": "final_eval_loss",
+    "w_bits": "w_bits", "a_bits": "a_bits", "g_bits": "g_bits", "group_size": "group_size",
+    "quantizer": "quantizer", "seed": "seed", "loss": "final_eval_loss",
     "final_train_loss": "final_train_loss", "wall_time_s": "wall_time_s", "tokens_per_s": "tokens_per_s",
     "device": "device", "source": "source", "precision": "precision", "tokens_per_param": "tokens_per_param",
     "steps": "steps", "attempts": "attempts", "error": "error", "hardware": "hardware", "host": "host",
@@ -242,8 +244,9 @@ class Store(ClaimsMixin):
             run_id=run_id, sweep=sweep, status="pending", source=SOURCE_OURS,
             config=to_json(cfg.to_dict()), size=cfg.size, n_params=float(cfg.n_params),
             tokens=float(cfg.token_budget), tokens_per_param=cfg.tokens_per_param,
-            w_bits=float(cfg.w_bits), a_bits=float(cfg.a_bits), quantizer=cfg.quantizer,
-            precision=cfg.precision_label, seed=cfg.seed, data_identity=data_id, attempts=0,
+            w_bits=float(cfg.w_bits), a_bits=float(cfg.a_bits), g_bits=float(cfg.g_bits),
+            group_size=cfg.group_size, quantizer=cfg.quantizer, precision=cfg.precision_label,
+            seed=cfg.seed, data_identity=data_id, attempts=0,
             metrics="{}", versions="{}", created_at=now,
         )
 
@@ -295,17 +298,28 @@ class Store(ClaimsMixin):
     # -- imported runs ---------------------------------------------------------------------------
     def import_runs(self, sweep: str, source: str, records: Sequence[dict[str, Any]]) -> int:
         """Insert external runs (keys: run_id, N, D, loss, w_bits, a_bits, quantizer, extra) as
-        `completed` rows of sweep `sweep`.  Idempotent by run_id.  Returns how many were new."""
+        `completed` rows of sweep `sweep`.  Idempotent by run_id.  Returns how many were new.
+
+        `g_bits` and `group_size` come from the record when it has them, else from the row's own
+        columns kept in `extra` (named like the field or an alias, `quest_lab.ingest.optional_values`);
+        defaults 16 and per row.  A bad value is a StoreError naming the row; nothing is written."""
+        from quest_lab.ingest import IngestError, optional_values
+
         now = _now()
         ids = [r["run_id"] for r in records]
         rows = []
-        for r in records:
+        for i, r in enumerate(records):
             w, a, q = float(r["w_bits"]), float(r["a_bits"]), str(r["quantizer"])
+            try:
+                opt = optional_values({**r.get("extra", {}), **{k: r[k] for k in ("g_bits", "group_size") if k in r}})
+            except IngestError as exc:
+                raise StoreError(f"{source} record {i + 1}: {exc}") from None
             rows.append(dict(
                 run_id=r["run_id"], sweep=sweep, status="completed", source=source,
                 config=to_json(r.get("extra", {})), n_params=float(r["N"]), tokens=float(r["D"]),
                 tokens_per_param=float(r["D"]) / float(r["N"]), w_bits=w, a_bits=a, quantizer=q,
-                precision="bf16" if w >= 16 and a >= 16 else f"{q}:w{w:g}a{a:g}",
+                g_bits=opt["g_bits"], group_size=opt["group_size"],
+                precision=precision_label(q, w, a, opt["group_size"], opt["g_bits"]),
                 final_eval_loss=float(r["loss"]), attempts=0, metrics="{}", versions="{}",
                 created_at=now, finished_at=now,
             ))

@@ -50,6 +50,9 @@ class RunRow(Base):
     w_bits: Mapped[float | None] = mapped_column(Float, nullable=True)
     a_bits: Mapped[float | None] = mapped_column(Float, nullable=True)
     quantizer: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Migration 0003: backward (gradient) bits (16 = not quantized) and the group size (null = per row).
+    g_bits: Mapped[float | None] = mapped_column(Float, nullable=True)
+    group_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
     precision: Mapped[str | None] = mapped_column(String(64), nullable=True)
     seed: Mapped[int | None] = mapped_column(Integer, nullable=True)
     final_eval_loss: Mapped[float | None] = mapped_column(Float, nullable=True)

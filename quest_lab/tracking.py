@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from quest_lab.registry import class_registrar
 from quest_lab.run import RunResult
 from quest_lab.safe_text import display_url, password_of, scrub
 
@@ -29,15 +30,7 @@ class TrackingSetupError(ValueError):
     """A tracker cannot start; the message names it and what to do."""
 
 
-def register_tracker(name: str) -> Callable[[type["Tracker"]], type["Tracker"]]:
-    def deco(cls: type[Tracker]) -> type[Tracker]:
-        if name in TRACKERS and TRACKERS[name] is not cls:
-            raise ValueError(f"tracker {name!r} registered twice")
-        cls.name = name
-        TRACKERS[name] = cls
-        return cls
-
-    return deco
+register_tracker = class_registrar(TRACKERS, "tracker")  # @register_tracker("mlflow") class MlflowTracker(Tracker): ...
 
 
 @dataclass(frozen=True)

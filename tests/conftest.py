@@ -119,3 +119,24 @@ def store_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'results.db'}"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def smoke_csv(tmp_path) -> Path:
+    """The synthetic smoke-sweep runs (tests/synthetic.py) as a CSV file."""
+    from synthetic import smoke_frame
+
+    path = tmp_path / "runs.csv"
+    smoke_frame().to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def smoke_store(tmp_path) -> str:
+    """The synthetic smoke-sweep runs imported into a fresh SQLite store; its URL."""
+    from quest_lab.store import Store
+    from synthetic import smoke_frame
+
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    Store(url).import_runs("smoke", "test", smoke_frame().to_dict("records"))
+    return url

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from test_fit_cli import smoke_frame, smoke_store  # noqa: F401
+from synthetic import smoke_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -93,7 +93,7 @@ def test_fits_lists_stored_fits(smoke_store):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["fits", "--law", "magic"], "'magic' is not one of 'chinchilla', 'kumar', 'quartet', 'quest'"),
+    (["fits", "--law", "magic"], "'magic' is not one of 'chinchilla', 'kumar', 'qat', 'quartet', 'quest'"),
     (["fits", "--store", "not a url"], "not a url"),
     (["runs", "--sort", "colour"], "'colour' is not one of"),
     (["report", "--bogus"], "No such option: --bogus"),

@@ -9,7 +9,7 @@ from quest_lab.analysis import FitConfig, fit_frame, get_law, normalise
 from quest_lab.analysis.answers import build_answers
 from quest_lab.analysis.data import design
 from quest_lab.analysis.evidence import assess, collinearity, distinct
-from test_fit_cli import smoke_frame
+from synthetic import smoke_frame
 
 TRUTH = {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28, "eff[quest:w4a4]": 0.7,
          "eff[quest:w8a8]": 0.95}

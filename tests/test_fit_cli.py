@@ -10,42 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from quest_lab.analysis import get_law, normalise
-from quest_lab.analysis.data import design
+from synthetic import SMOKE_TRUTH, smoke_frame
 
 runner = CliRunner()
 CHINCHILLA = Path(__file__).resolve().parent / "data" / "chinchilla_epoch_svg_extracted.csv"
-SMOKE_TRUTH = {"A": 60.0, "B": 30.0, "E": 1.5, "alpha": 0.3, "beta": 0.35,
-               "eff[quest:w2a2]": 0.35, "eff[quest:w3a3]": 0.6, "eff[quest:w4a4]": 0.8}
-
-
-def smoke_frame(seed: int = 0, noise: float = 0.01) -> pd.DataFrame:
-    """Like the CPU smoke sweep: 3 sizes × (W2A2, W3A3, W4A4, BF16) × 2 token budgets, losses 2.5–4.5."""
-    rows = [dict(run_id=f"run{i:02d}", N=N, D=D, quantizer="quest", w_bits=w, a_bits=w)
-            for i, (N, D, w) in enumerate((N, D, w) for N in (2.0e5, 8.0e5, 3.2e6)
-                                          for D in (65536, 131072) for w in (2, 3, 4, 16))]
-    df = normalise(pd.DataFrame(rows).assign(loss=1.0))
-    d = design(df)
-    law = get_law("quest", d.labels)
-    clean = law.predict(law.from_public(SMOKE_TRUTH), d)
-    loss = clean * np.exp(np.random.default_rng(seed).normal(0, noise, len(df)))
-    return df.drop(columns=["label"]).assign(loss=loss)
-
-
-@pytest.fixture
-def smoke_csv(tmp_path) -> Path:
-    path = tmp_path / "runs.csv"
-    smoke_frame().to_csv(path, index=False)
-    return path
-
-
-@pytest.fixture
-def smoke_store(tmp_path) -> str:
-    from quest_lab.store import Store
-
-    url = f"sqlite:///{tmp_path / 'results.db'}"
-    Store(url).import_runs("smoke", "test", smoke_frame().to_dict("records"))
-    return url
 
 
 def test_fit_csv_prints_table_and_writes_json(smoke_csv, tmp_path):

@@ -74,7 +74,7 @@ def test_pareto_mask_ties_and_non_finite():
 
 def test_label_bits():
     assert derived.label_bits("rtn:w1.58a8") == (1.58, 8.0)
-    with pytest.raises(ValueError, match="not of the form"):
+    with pytest.raises(ValueError, match="is not .bf16. or"):
         derived.label_bits("weird")
 
 

@@ -204,8 +204,8 @@ def test_labels_round_trip():
     for label in ("quest:w4a4g32", "quest:w4a4", "ternary:w1.58a8", "hadamard_clip:w1a16g128", "bf16"):
         p = parse_precision_label(label)
         assert precision_label(p.quantizer, p.w_bits, p.a_bits, p.group_size) == label
-    assert parse_precision_label("quest:w4a4g32") == ("quest", 4.0, 4.0, 32)
-    assert parse_precision_label("lsq:w2a2") == ("lsq", 2.0, 2.0, None)
+    assert parse_precision_label("quest:w4a4g32") == ("quest", 4.0, 4.0, 32, 16.0)  # g_bits 16: not in the label
+    assert parse_precision_label("lsq:w2a2") == ("lsq", 2.0, 2.0, None, 16.0)
     for bad in ("quest", "quest:w4", "quest:w4a4g", "quest:w4a4g3x", "quest:x4a4"):
         with pytest.raises(ValueError, match="not 'bf16' or"):
             parse_precision_label(bad)

@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from cli import app
-from test_fit_cli import smoke_frame, smoke_store  # noqa: F401  (same synthetic smoke-sweep runs; fixture)
+from synthetic import smoke_frame
 
 runner = CliRunner()
 SECRET = "S3cr3tPassw0rd"

@@ -11,7 +11,7 @@ from cli import app
 from quest_lab.store import Store
 from quest_lab.sweep.ray_executor import error_text, worker_env
 
-ray = pytest.importorskip("ray")
+import ray  # a hard dependency: a broken install fails here, never skips
 runner = CliRunner()
 
 BASE = {"corpus": "shakespeare", "tokenizer": "byte", "seq_len": 32, "batch_size": 4,

@@ -73,10 +73,12 @@ class Broken(Tracker):
 @pytest.fixture
 def fake_trackers(monkeypatch):
     Recorder.seen, Recorder.made, Broken.calls = [], [], 0
-    monkeypatch.setattr(tracking, "TRACKERS", dict(tracking.TRACKERS))  # the registry as it was, after the test
+    saved = dict(tracking.TRACKERS)
     register_tracker("recorder")(Recorder)
     register_tracker("broken")(Broken)
     yield
+    tracking.TRACKERS.clear()
+    tracking.TRACKERS.update(saved)  # the registry as it was
 
 
 def test_tracker_sees_exactly_the_stored_runs(tmp_path: Path, fake_trackers) -> None:

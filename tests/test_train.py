@@ -101,7 +101,7 @@ def test_tokens_per_param_budget():
 
 
 @pytest.mark.parametrize("bad, match", [
-    (dict(size="huge"), "allowed: nano"),
+    (dict(size="huge"), "allowed: pico, nano"),
     (dict(quantizer="magic"), "allowed:"),
     (dict(w_bits=9), "allowed: 1, 1.58, 2"),
     (dict(a_bits=0), "not a supported bit-width"),

@@ -2,6 +2,7 @@
 
     quest-lab fit --law quest [--store URL | --csv FILE] [--where "w_bits>=2"] [--bootstrap N] [--json PATH]
                   [--budget train_flops=1e18 --memory-budget 8e9 …] [--mode joint|staged]
+                  [--huber-delta 1e-4] [--law-option effD_max=2]
 
 `--csv FILE` takes columns N, D (or C = training FLOPs, then D = C/(6N)), loss and optionally
 w_bits, a_bits, quantizer (default 16, 16, "bf16"); Epoch AI's Chinchilla extraction is
@@ -23,6 +24,7 @@ from rich.table import Table
 from quest_lab.analysis.cost import COST_MODELS, DEFAULT_RATES
 from quest_lab.analysis.fit import METHODS, MODES, FitConfig, FitResult, fit_frame
 from quest_lab.analysis.law_base import InsufficientDataError, load_laws
+from quest_lab.analysis.optimize import HUBER_DELTA
 from quest_lab.version import code_identity
 from quest_lab.commands import DEFAULT_STORE, StoreOpt, bad_input, console, fail, new_app, say, warn
 from quest_lab.safe_text import display_url, json_safe, scrub
@@ -103,6 +105,21 @@ def parse_rates(text: str | None) -> tuple[tuple[float, float], ...]:
     return tuple(pairs)
 
 
+def parse_law_options(items: list[str]) -> tuple[tuple[str, float], ...]:
+    """`--law-option effD_max=1.05` → (("effD_max", 1.05),); the law checks names and values."""
+    out = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if not sep or not name.strip() or number is None:
+            fail(f"--law-option {item!r} must be NAME=NUMBER, e.g. effD_max=1.05")
+        out.append((name.strip(), number))
+    return tuple(out)
+
+
 def run_fit(df, config: FitConfig) -> FitResult:
     try:
         return fit_frame(df, config)
@@ -125,7 +142,10 @@ def print_fit(result: FitResult) -> None:
         table.add_row(escape(name), _fmt(value), f"[{_fmt(lo)}, {_fmt(hi)}]" if result.ci else "—")
     console.print(table)
     console.print(f"runs {result.n_runs}  objective {result.objective:.6g}  R² {result.r2:.4f}  "
-                  f"bootstrap {result.config.bootstrap}  ({result.elapsed_s:.1f} s)")
+                  f"bootstrap {result.config.bootstrap}  mode {result.config.mode}  Huber δ {result.config.huber_delta:g}  "
+                  f"({result.elapsed_s:.1f} s)")
+    if result.config.law_options:
+        say("law options: " + ", ".join(f"{k}={v:g}" for k, v in result.config.law_options))
     if result.holdout:
         h = result.holdout
         if "mean_abs_rel_error" in h:
@@ -181,7 +201,7 @@ def fit_cmd(
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the CIs (0 = none).")] = 200,
     ci: Annotated[float, typer.Option("--ci", help="CI level (0.8 = Epoch AI's 80% intervals).")] = 0.8,
     method: Annotated[Method, typer.Option("--method", help="grid: L-BFGS from the full start grid; varpro: NNLS over exponents, then L-BFGS.")] = Method("grid"),  # type: ignore[arg-type]
-    mode: Annotated[Mode, typer.Option("--mode", help="joint (default): global search over all parameters; staged: 16-bit base first, then precision terms (biased when the 16-bit runs lie on one tokens-per-parameter line).")] = Mode("joint"),  # type: ignore[arg-type]
+    mode: Annotated[Optional[Mode], typer.Option("--mode", help="joint: global search over all parameters; staged: 16-bit base first, then precision terms (biased when the 16-bit runs lie on one tokens-per-parameter line). Default: the law's (joint; quartet, qat: staged, their authors' procedure).")] = None,  # type: ignore[valid-type]
     holdout_largest: Annotated[bool, typer.Option("--holdout-largest", help="Refit without the largest N; report the extrapolation error on it.")] = False,
     drop_highest: DropOpt = 0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -190,6 +210,8 @@ def fit_cmd(
     memory_budget: Annotated[Optional[list[float]], typer.Option("--memory-budget", help="Bits of weights (repeatable); same as --budget memory=BITS.")] = None,
     compute_budget: Annotated[Optional[list[float]], typer.Option("--compute-budget", help="BF16-equivalent training FLOPs (repeatable); same as --budget train_flops=FLOPS.")] = None,
     hw_rates: Annotated[Optional[str], typer.Option("--hw-rates", help='train_flops rate table BITS=RELATIVE_COST, e.g. "4=0.25,8=0.5,16=1" (the default): a w-bit matmul runs on the narrowest width >= w.')] = None,
+    huber_delta: Annotated[float, typer.Option("--huber-delta", help="δ of the Huber loss on log residuals (the Quartet authors use 1e-4).")] = HUBER_DELTA,
+    law_option: Annotated[Optional[list[str]], typer.Option("--law-option", help="NAME=VALUE (repeatable): an option of the law, e.g. quartet's effD_max=1.05 (bounds of its effs).")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the fit as JSON here.")] = None,
     save: Annotated[bool, typer.Option("--save/--no-save", help="Store the fit (default: yes when reading the store or --store is given).")] = True,
 ) -> None:
@@ -199,9 +221,10 @@ def fit_cmd(
     """
     budgets = parse_budgets(budget or [], memory_budget or [], compute_budget or [])
     try:
-        config = FitConfig(law=law.value, method=method.value, mode=mode.value, bootstrap=bootstrap, ci=ci,
-                           seed=seed, workers=workers, holdout_largest=holdout_largest, budgets=budgets,
-                           hw_rates=parse_rates(hw_rates))
+        config = FitConfig(law=law.value, method=method.value, mode=mode.value if mode else None, bootstrap=bootstrap,
+                           ci=ci, seed=seed, workers=workers, holdout_largest=holdout_largest, budgets=budgets,
+                           hw_rates=parse_rates(hw_rates), huber_delta=huber_delta,
+                           law_options=parse_law_options(law_option or []))
     except ValueError as exc:
         fail(str(exc))
     df = load_runs(store, csv, where, sweep, drop_highest)

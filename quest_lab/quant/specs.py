@@ -10,6 +10,9 @@ per tensor for lsq).  G is a power of two >= 2 (`check_group_size`), must divide
 of the model (checked where K is known), and only quantizers whose spec says `groups=True` take it.
 It is part of the precision label: `quest:w4a4g32` (per row: `quest:w4a4`, unchanged).
 
+Backward precision (issue 15): `g_bits` < 16 (quantized gradients, imported runs only: `train()` has
+no quantized backward) adds `b<bits>` after the activation bits: `quartet:w4a4b4`, `sr:w16a16b4`.
+
 Adding a quantizer: `register_spec(QuantizerSpec(...))` next to its implementation class (the
 implementation module registers it with `@register_quantizer(name)`), plus a test.
 """
@@ -203,12 +206,34 @@ def valid_bits() -> tuple[float, ...]:
 # ---------------------------------------------------------------------------------------------
 # Precision labels: the one place they are built and parsed
 # ---------------------------------------------------------------------------------------------
-def precision_label(quantizer: str, w_bits: float, a_bits: float, group_size: int | None = None) -> str:
-    """"bf16" for full precision, else "quantizer:w{w}a{a}" plus "g{G}" for a group size (e.g.
-    quest:w4a4, ternary:w1.58a8, quest:w4a4g32); per row (group_size None) has no suffix."""
-    if float(w_bits) >= OFF_BITS and float(a_bits) >= OFF_BITS:
+def precision_label(quantizer: str, w_bits: float, a_bits: float, group_size: int | None = None,
+                    g_bits: float = OFF_BITS) -> str:
+    """"bf16" for full precision (forward and backward), else "quantizer:w{w}a{a}", then "b{g}" when the
+    backward (gradient) precision g_bits is below 16, then "g{G}" for a group size: quest:w4a4,
+    ternary:w1.58a8, quest:w4a4g32, quartet:w4a4b4, sr:w16a16b4 (a 16-bit forward with 4-bit gradients
+    is not the base).  Per row (group_size None) and 16-bit gradients add no suffix, so labels of
+    earlier runs are unchanged."""
+    if float(w_bits) >= OFF_BITS and float(a_bits) >= OFF_BITS and float(g_bits) >= OFF_BITS:
         return BASE_LABEL
-    return f"{quantizer}:w{float(w_bits):g}a{float(a_bits):g}" + (f"g{int(group_size)}" if group_size else "")
+    return (f"{quantizer}:w{float(w_bits):g}a{float(a_bits):g}"
+            + (f"b{float(g_bits):g}" if float(g_bits) < OFF_BITS else "")
+            + (f"g{int(group_size)}" if group_size else ""))
+
+
+def forward_label(label: str) -> str | None:
+    """The forward part of a precision label ("quartet:w4a4b4g32" -> "quartet:w4a4g32"); None when the
+    forward is full precision (w = a = 16)."""
+    p = parse_precision_label(label)
+    if p.w_bits >= OFF_BITS and p.a_bits >= OFF_BITS:
+        return None
+    return precision_label(p.quantizer, p.w_bits, p.a_bits, p.group_size)
+
+
+def backward_label(label: str) -> str | None:
+    """The backward part of a precision label ("quartet:w4a4b4" -> "quartet:b4"); None when the
+    gradients are 16-bit."""
+    p = parse_precision_label(label)
+    return None if p.g_bits >= OFF_BITS else f"{p.quantizer}:b{p.g_bits:g}"
 
 
 class Precision(NamedTuple):
@@ -218,20 +243,24 @@ class Precision(NamedTuple):
     w_bits: float
     a_bits: float
     group_size: int | None = None
+    g_bits: float = OFF_BITS  # backward (gradient) precision
 
 
-_LABEL = re.compile(r"^(?P<q>.+):w(?P<w>\d+(?:\.\d+)?)a(?P<a>\d+(?:\.\d+)?)(?:g(?P<g>\d+))?$")
+_NUM = r"\d+(?:\.\d+)?"
+_LABEL = re.compile(rf"^(?P<q>.+):w(?P<w>{_NUM})a(?P<a>{_NUM})(?:b(?P<b>{_NUM}))?(?:g(?P<g>\d+))?$")
 
 
 def parse_precision_label(label: str) -> Precision:
-    """Inverse of `precision_label`: (quantizer, w_bits, a_bits, group_size); "bf16" → ("bf16", 16, 16, None)."""
+    """Inverse of `precision_label`: (quantizer, w_bits, a_bits, group_size, g_bits);
+    "bf16" → ("bf16", 16, 16, None, 16)."""
     if label == BASE_LABEL:
-        return Precision(BASE_LABEL, OFF_BITS, OFF_BITS, None)
+        return Precision(BASE_LABEL, OFF_BITS, OFF_BITS, None, OFF_BITS)
     m = _LABEL.match(label) if isinstance(label, str) else None
     if not m:
-        raise ValueError(f"precision label {label!r} is not 'bf16' or 'quantizer:w<bits>a<bits>[g<group>]'")
-    g = m.group("g")
-    return Precision(m.group("q"), float(m.group("w")), float(m.group("a")), int(g) if g else None)
+        raise ValueError(f"precision label {label!r} is not 'bf16' or 'quantizer:w<bits>a<bits>[b<bits>][g<group>]'")
+    g, b = m.group("g"), m.group("b")
+    return Precision(m.group("q"), float(m.group("w")), float(m.group("a")), int(g) if g else None,
+                     float(b) if b else OFF_BITS)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import importlib
 import logging
-import pkgutil
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
+from quest_lab.registry import class_registrar, import_plugins
 from quest_lab.run import RunConfig, RunResult
 from quest_lab.safe_text import clip_error
 from quest_lab.sweep.grid import ContractError, PlannedRun
@@ -118,23 +118,12 @@ class Executor(ABC):
 EXECUTORS: dict[str, type[Executor]] = {}
 
 
-def register_executor(name: str) -> Callable[[type[Executor]], type[Executor]]:
-    def deco(cls: type[Executor]) -> type[Executor]:
-        if name in EXECUTORS and EXECUTORS[name] is not cls:
-            raise ValueError(f"executor {name!r} is already registered")
-        cls.name = name
-        EXECUTORS[name] = cls
-        return cls
-
-    return deco
+register_executor = class_registrar(EXECUTORS, "executor")  # @register_executor("ray") class RayExecutor(Executor): ...
 
 
 def load_executors() -> dict[str, type[Executor]]:
     """Import every `*_executor` module of this package (each registers its executor); the registry."""
-    pkg = importlib.import_module(__name__.rsplit(".", 1)[0])
-    for info in pkgutil.iter_modules(pkg.__path__):
-        if info.name.endswith("_executor"):
-            importlib.import_module(f"{pkg.__name__}.{info.name}")
+    import_plugins(__name__.rsplit(".", 1)[0], lambda m: m.endswith("_executor"))
     return EXECUTORS
 
 
