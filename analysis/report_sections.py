@@ -29,6 +29,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from quest_lab.analysis import derived, plots
+from quest_lab.analysis.data import label_bits
 from quest_lab.analysis.fit import FitResult
 from quest_lab.analysis.law_base import BASE_LABEL
 
@@ -46,8 +47,10 @@ class LawView:
 
     @property
     def has_eff(self) -> bool:
-        """The law has a parameter efficiency per precision (quest, kumar, quartet; not chinchilla)."""
-        return bool(self.fit.labels)
+        """The law has a parameter efficiency per precision (quest, kumar, quartet; not chinchilla, nor qat,
+        whose precision term is an additive error δ, not a multiplier of N)."""
+        fit = self.fit
+        return any(np.isfinite(fit.model.eff_of(fit.theta, lab, *label_bits(lab))) for lab in fit.labels)
 
 
 @dataclass(frozen=True)

@@ -5,53 +5,15 @@ from __future__ import annotations
 import re
 import sqlite3
 from html import unescape
-from pathlib import Path
 
-import pytest
-import yaml
 from typer.testing import CliRunner
 
 from cli import app
-from synthetic import smoke_frame
+from report_store import SECRET
+from synthetic import qat_frame, smoke_frame
 
 runner = CliRunner()
-SECRET = "S3cr3tPassw0rd"
 COST_MODELS = ("memory", "bops", "train_flops")
-BASE = {"corpus": "shakespeare", "tokenizer": "byte", "seq_len": 32, "batch_size": 4, "device": "cpu",
-        "eval_tokens": 256, "quantizer": "quest"}
-
-
-def sweep_store(root: Path) -> tuple[str, int]:
-    """A store filled by fake sweeps (3 sizes × 4 precisions × 3 budgets, curves stored) plus one diverged
-    run; fits of the quest and chinchilla laws (20 bootstrap resamples).  Returns (url, runs with curves)."""
-    url = f"sqlite:///{root / 'results.db'}"
-    grid = {"size": ["nano", "micro", "tiny"], "bits": [[2, 2], [3, 3], [4, 4], 16], "tokens": [8192, 16384, 32768]}
-    for name, fn, g in (("fake", "fake_train", grid),
-                        ("blowup", "blowup_train", {"size": ["micro"], "bits": [[2, 2]], "tokens": [16384]})):
-        spec = root / f"{name}.yaml"
-        spec.write_text(yaml.safe_dump({"name": name, "base": dict(BASE, seed=0 if name == "fake" else 5), "grid": g,
-                                        "store": url}))
-        res = runner.invoke(app, ["sweep", str(spec), "--executor", "local", "--no-progress",
-                                  "--train-fn", f"sweep_fakes:{fn}"])
-        assert res.exit_code == 0, res.output
-    for law in ("quest", "chinchilla"):
-        res = runner.invoke(app, ["fit", "--law", law, "--store", url, "--bootstrap", "20", "--holdout-largest"])
-        assert res.exit_code == 0, res.output
-    return url, 37
-
-
-@pytest.fixture(scope="module")
-def two_law_report(tmp_path_factory) -> tuple[Path, str]:
-    root = tmp_path_factory.mktemp("two_laws")
-    url, _ = sweep_store(root)
-    with sqlite3.connect(root / "results.db") as con:  # a fit stored by an old quest-lab: password in its source
-        payload = con.execute("SELECT payload FROM fits WHERE law='chinchilla'").fetchone()[0]
-        con.execute("UPDATE fits SET payload=? WHERE law='chinchilla'",
-                    (payload.replace(f'"source": "{url}"', f'"source": "postgresql://lab:{SECRET}@db.lab:5432/q"'),))
-    out = root / "rep"
-    res = runner.invoke(app, ["report", "--store", url, "--out", str(out)])
-    assert res.exit_code == 0, res.output
-    return out, res.stdout
 
 
 def test_report_has_a_section_per_law_and_says_which_fit(two_law_report):
@@ -217,6 +179,9 @@ def test_law_sections_registry():
 
     assert [s.name for s in sections_for("chinchilla")] == ["loss_vs_n", "efficiency", "residuals"]
     assert "saturation" in [s.name for s in sections_for("kumar")]
+    assert [s.name for s in sections_for("qat")] == ["loss_vs_n", "efficiency", "qat_delta_N", "qat_delta_D",
+                                                     "qat_delta_G", "qat_observed_vs_fitted", "qat_decomposition",
+                                                     "residuals"]
 
     from quest_lab.analysis import report_sections
 
@@ -230,3 +195,53 @@ def test_law_sections_registry():
         assert "extra" not in [s.name for s in sections_for("quest")]
     finally:
         report_sections.SECTIONS[:] = before
+
+
+def test_report_law_qat_shows_its_panels(tmp_path):
+    """`report --law qat` on a stored qat fit: δ against N, D and G and observed vs fitted loss
+    (analysis/plots_qat.py, drawn from the store's runs since a stored fit has no frame); no efficiency-per-bit
+    panel (the qat law has no eff: its precision term is an additive error)."""
+    from quest_lab.store import Store
+
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    Store(url).import_runs("qat", "test", qat_frame().to_dict("records"))
+    res = runner.invoke(app, ["fit", "--law", "qat", "--store", url, "--bootstrap", "10"])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "rep"
+    res = runner.invoke(app, ["report", "--law", "qat", "--store", url, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert re.search(r"qat law: stored fit #1 \(.* UTC\), 40 runs fitted", res.stdout)
+    html = unescape((out / "index.html").read_text())
+    assert "<title>quest-lab report: qat law</title>" in html and '<section id="law-qat" class="law">' in html
+    blocks = re.findall(r'id="qat-(\w+)"', html)
+    assert blocks == ["fit", "loss_vs_n", "delta_N", "delta_D", "delta_G", "observed_vs_fitted", "residuals", "answers"]
+    for x in ("N (non-embedding parameters)", "D (training tokens)", "G (group size; per row: the width)"):
+        assert f"Quantization error δ against {x} per precision family" in html
+    assert "Observed against fitted loss (qat law, 40 runs; mean |relative error|" in html
+    assert {"qat-delta_N.png", "qat-delta_D.png", "qat-delta_G.png", "qat-observed_vs_fitted.png"} <= \
+        {p.name for p in out.glob("*.png")}
+    assert "efficiency_per_bit" not in html and "bootstrap 10 resamples, 80% intervals" in html
+
+
+def test_qat_decomposition_section_lists_each_family():
+    """The decomposition the qat fit stores in `extras` becomes one table row per W+A family."""
+    import numpy as np
+    import pandas as pd
+
+    from quest_lab.analysis import FitConfig, fit_frame, normalise
+    from quest_lab.analysis.report_sections import LawView
+    from quest_lab.analysis.sections_qat import qat_decomposition
+
+    runs = normalise(qat_frame())
+    fit = fit_frame(runs, FitConfig(law="qat", bootstrap=0))
+    view = LawView(fit=fit, runs=runs, seen=runs, pred=np.full(len(runs), np.nan))
+    assert qat_decomposition(view) is None  # no weight-only / activation-only runs: nothing to decompose
+    fit.extras = {"decomposition": {"absmax:w4a4": {
+        "weight": "absmax:w4a16", "activation": "absmax:w16a4", "runs": 6, "sum_over_fitted": 0.98,
+        "sum_over_observed": 1.021, "sum_over_fitted_ci": [0.9, 1.05], "sum_over_observed_ci": None}}}
+    block = qat_decomposition(view)
+    caption, table = block.tables[0]
+    assert isinstance(table, pd.DataFrame) and table.to_dict("records") == [{
+        "W+A family": "absmax:w4a4", "weight-only": "absmax:w4a16", "activation-only": "absmax:w16a4",
+        "W+A runs compared": "6", "Σ(δ_W + δ_A) / Σ δ_WA fitted": "0.980 [0.900, 1.050]",
+        "Σ(δ_W + δ_A) / Σ δ observed": "1.021"}]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cdp import Browser, find_chromium
-from test_report import SECRET, two_law_report  # noqa: F401  (module fixture: a store with two fitted laws)
+from report_store import SECRET
 
 pytestmark = pytest.mark.skipif(find_chromium() is None, reason="headless Chromium not installed (apt-get install chromium)")
 pytest.importorskip("websocket", reason="websocket-client is in the dev extra")
