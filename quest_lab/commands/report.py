@@ -26,7 +26,8 @@ app = new_app()
 @app.command("report")
 def report_cmd(
     law: Annotated[Optional[list[LawName]], typer.Option(  # type: ignore[valid-type]
-        "--law", help="Law to report (repeatable; one section each). Default: the latest stored fit of every "
+        "--law", metavar="LAW", help=f"Law to report: {', '.join(m.value for m in LawName)} (repeatable; one section "
+                      "each). Default: the latest stored fit of every "
                       "law, or one law fitted on the fly when none is stored.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: reports/report-<date-time>/).")] = None,
     store: StoreOpt = None,

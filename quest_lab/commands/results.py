@@ -154,10 +154,10 @@ def export_command(
 def import_command(
     file: Annotated[Path, typer.Argument(help="CSV of external runs.")],
     map_: Annotated[Optional[list[str]], typer.Option(
-        "--map", help="COLUMN=FIELD, FIELD one of N, D, C, loss, w_bits, a_bits, quantizer "
+        "--map", metavar="COLUMN=FIELD", help="COLUMN=FIELD, FIELD one of N, D, C, loss, w_bits, a_bits, quantizer "
                       "(C = training FLOPs: D = C/(6N)). Repeatable.")] = None,
     default: Annotated[Optional[list[str]], typer.Option(
-        "--default", help="FIELD=VALUE for w_bits / a_bits / quantizer when the file has no such column "
+        "--default", metavar="FIELD=VALUE", help="FIELD=VALUE for w_bits / a_bits / quantizer when the file has no such column "
                           "(e.g. w_bits=16, quantizer=bf16). Repeatable.")] = None,
     sweep: Annotated[Optional[str], typer.Option(help="Sweep name for the rows (default: the file's stem).")] = None,
     store: StoreOpt = None,
