@@ -164,7 +164,8 @@ def _curves_context(inputs: ReportInputs, figs: _Figures) -> dict[str, Any]:
     train = (f"{s.train_lines} line(s) are the logged training loss (per-step batch loss, smoothed by an exponential "
              "moving average; set eval_every to store eval curves); " if s.train_lines else "")
     dropped = (f" Only {s.panels} of {s.budgets} training budgets are drawn." if s.panels < s.budgets else "")
-    caption = (f"One line per run: {s.runs} runs ({s.diverged} diverged, marked × where they stopped). {kinds}{train}"
+    diverged = f"{s.diverged} diverged, marked × where they stopped" if s.diverged else "none diverged"
+    caption = (f"One line per run: {s.runs} runs ({diverged}). {kinds}{train}"
                f"the dot at a line's end is the run's final eval loss. Colour: precision; line style: model size; "
                f"one panel per training budget.{dropped}")
     return {"image": figs.svg("curves", fig), "caption": caption}
