@@ -1,109 +1,67 @@
-"""Self-contained HTML report: PNGs inlined as base64 (no CDN, no JavaScript, opens offline),
-plus the same PNGs next to `index.html`.
+"""Self-contained HTML report (Jinja2 template `templates/report.html.j2`, autoescaped): every figure
+inlined (PNG as base64, the training curves as SVG), tables from pandas, an inline script that sorts and
+filters the run table (no CDN: the page opens offline), plus the PNGs next to `index.html`.
 
-Sections: verdict box (answers supported / extrapolated / not identifiable, and why), fit table, loss
-vs N with fitted curves, one Pareto frontier per cost model (axis named with the model), efficiency
-per bit, derived answers per cost model, residuals, run table, provenance.
+Layout: laws compared (objective, R², leave-largest-out error, parameter count, verdict), then one section
+per law (verdict box, fit table, its sections from the registry in `report_sections.py`, derived
+answers), training curves, Pareto frontiers per cost model, runs, provenance.
 """
 from __future__ import annotations
 
 import base64
-import html
 import io
 import logging
-import subprocess
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
 import pandas as pd
+from markupsafe import Markup
 
-from quest_lab.analysis import derived, plots
-from quest_lab.analysis.cost import COST_MODELS
+from quest_lab.analysis import plots
 from quest_lab.analysis.fit import FitResult
 from quest_lab.analysis.law_base import BASE_LABEL
+from quest_lab.analysis.report_sections import Block, LawView, build_blocks, fit_table
+from quest_lab.analysis.report_tables import FitOrigin, answer_frames, comparison, holdout_text, provenance, run_table
 
 log = logging.getLogger(__name__)
-MAX_RUN_ROWS = 500
-RUN_COLUMNS = ["run_id", "sweep", "label", "size", "N", "D", "w_bits", "a_bits", "seed", "loss", "pred",
-               "wall_time_s", "tokens_per_s", "device"]
+__all__ = ["FitOrigin", "LawFit", "ReportInputs", "default_out_dir", "predictions", "write_report"]
 
-CSS = """
-body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1150px;
-color:#222;padding:0 1rem;line-height:1.45}
-h1{margin-bottom:.2rem}h2{border-bottom:2px solid #e6550d;padding-bottom:.2rem;margin-top:2.2rem}
-.sub{color:#666;margin-top:0}figure{margin:1rem 0}img{max-width:100%;height:auto;border:1px solid #eee}
-figcaption{color:#555;font-size:.9rem}table{border-collapse:collapse;font-size:.88rem;margin:.6rem 0}
-th,td{border:1px solid #ddd;padding:.25rem .55rem;text-align:right}th{background:#f6f6f6}
-td:first-child,th:first-child{text-align:left}.warn{color:#a04000}.scroll{max-height:420px;overflow:auto}
-code{background:#f4f4f4;padding:0 .2rem}
-.verdict{border:2px solid #888;border-radius:6px;padding:.4rem 1rem;margin:1rem 0}.verdict .big{font-size:1.15rem}
-.v-supported{border-color:#2ca02c;background:#f3fbf3}.v-extrapolated{border-color:#e6a100;background:#fffaf0}
-.v-not-identifiable{border-color:#d62728;background:#fdf3f3}
-"""
+
+@dataclass(frozen=True)
+class LawFit:
+    fit: FitResult
+    origin: FitOrigin = field(default_factory=lambda: FitOrigin(stored=False))
 
 
 @dataclass(frozen=True)
 class ReportInputs:
-    runs: pd.DataFrame  # normalised run table (with `label`)
-    fit: FitResult
+    runs: pd.DataFrame  # completed runs, normalised (with `label`)
+    fits: tuple[LawFit, ...]
     out_dir: Path
-    origin: str = ""  # where the fit came from
-    source: str = ""  # store URL or CSV path
+    source: str = ""  # store URL (no password) or CSV path
     where: str | None = None
     sweep: str | None = None
+    curves: pd.DataFrame | None = None  # stored curves (run_id, step, tokens, loss, kind); None: no store
+    curve_runs: pd.DataFrame | None = None  # completed + diverged runs, D = the planned budget
 
     def __post_init__(self) -> None:
         if self.runs.empty:
             raise ValueError("the report needs at least one completed run")
+        if not self.fits:
+            raise ValueError("the report needs at least one fitted law")
+        laws = [f.fit.law for f in self.fits]
+        if len(set(laws)) != len(laws):
+            raise ValueError(f"each law may appear once in a report; got {', '.join(laws)}")
 
 
 def default_out_dir() -> Path:
     return Path("reports") / datetime.now().strftime("report-%Y%m%d-%H%M%S")
-
-
-def code_version() -> str:
-    """`git describe --always --dirty` of the checkout, else the installed package version."""
-    try:
-        rev = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
-                             timeout=5, cwd=Path(__file__).resolve().parent).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        rev = ""
-    if rev:
-        return f"git {rev}"
-    try:
-        from importlib.metadata import version
-
-        return f"quest-lab {version('quest-lab')}"
-    except Exception:  # not installed
-        return "unknown"
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
-
-
-def _table(df: pd.DataFrame, fmt: str = "{:.4g}") -> str:
-    def cell(v):
-        if isinstance(v, (float, np.floating)):
-            return "—" if not np.isfinite(v) else fmt.format(v)
-        return html.escape(str(v))
-
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in df.itertuples(index=False))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def fit_table(fit: FitResult) -> pd.DataFrame:
-    rows = []
-    for name, value in fit.params.items():
-        lo, hi = fit.ci.get(name, (np.nan, np.nan))
-        rows.append({"param": name, "value": value, "CI low": lo, "CI high": hi})
-    return pd.DataFrame(rows)
 
 
 def predictions(runs: pd.DataFrame, fit: FitResult) -> np.ndarray:
@@ -116,156 +74,150 @@ def predictions(runs: pd.DataFrame, fit: FitResult) -> np.ndarray:
     return out
 
 
-def fit_runs(runs: pd.DataFrame, fit: FitResult) -> pd.DataFrame:
-    """The runs a fit can speak for: precisions it has seen (chinchilla: full precision only)."""
-    return runs[runs["label"].isin(set(fit.labels) | {BASE_LABEL})].reset_index(drop=True)
-
-
-def evidence_of(fit: FitResult, runs: pd.DataFrame) -> tuple[dict, dict, str]:
-    """The fit's answers and evidence: stored with it, or (fits stored before they existed, or fitted
-    without them) computed here from the runs, without bootstrap shares; and a note saying which."""
+def evidence_of(fit: FitResult, seen: pd.DataFrame) -> tuple[dict, dict, str]:
+    """The fit's answers and evidence: stored with it, or (fits stored before they existed) computed here
+    from the runs, without bootstrap shares; and a note saying which."""
     if fit.answers is not None and fit.evidence is not None:
         return fit.answers, fit.evidence, ""
     from quest_lab.analysis.answers import build_answers
     from quest_lab.analysis.evidence import assess
 
-    seen = fit_runs(runs, fit)
     answers = build_answers(fit, seen, fit.cost_models())
     return answers, assess(fit, seen, answers), ("computed by the report from the runs shown (the stored fit "
                                                   "predates answers and evidence; no bootstrap shares)")
 
 
-def verdict_box(evidence: dict, note: str) -> str:
+def _verdict(evidence: dict, note: str) -> dict[str, Any]:
     verdict = str(evidence.get("verdict", "not identifiable"))
-    reasons = "".join(f"<li>{html.escape(str(r))}</li>" for r in evidence.get("because", []))
-    caveats = "".join(f"<li>{html.escape(c['message'])}</li>" for c in evidence.get("checks", [])
-                      if c.get("severity") == "caveat")
-    extra = "".join(f"<li>{html.escape(str(r))}</li>" for r in evidence.get("extrapolations", [])
-                    if verdict == "not identifiable")
-    scale = evidence.get("scale_note")
-    parts = [f"<div class='verdict v-{verdict.replace(' ', '-')}'><p class='big'><b>Answers "
-             f"{html.escape(verdict)}</b>, because:</p><ul>{reasons}</ul>"]
-    if scale:
-        parts.append(f"<p><b>Scale:</b> {html.escape(scale)}</p>")
-    if extra:
-        parts.append(f"<p>Also extrapolated:</p><ul>{extra}</ul>")
-    if caveats:
-        parts.append(f"<p>Caveats:</p><ul>{caveats}</ul>")
-    if note:
-        parts.append(f"<p class='sub'>{html.escape(note)}</p>")
-    return "".join(parts) + "</div>"
+    return {"verdict": verdict, "because": [str(r) for r in evidence.get("because", [])],
+            "scale": evidence.get("scale_note"), "note": note,
+            "extra": [str(r) for r in evidence.get("extrapolations", [])] if verdict == "not identifiable" else [],
+            "caveats": [str(c["message"]) for c in evidence.get("checks", []) if c.get("severity") == "caveat"]}
 
 
-def _answer_rows(block: dict) -> pd.DataFrame:
-    rows = []
-    for ans in block.get("answers", []):
-        boot = ans.get("bootstrap") or {}
-        share = boot.get("share", {})
-        gap_ci = boot.get("gap_ci")
-        rows.append({
-            "budget": ans["budget"], "budget from": ans.get("budget_source", ""), "best": ans["best"],
-            "bootstrap share": f"{share.get(ans['best'], 0):.0%} of {boot['draws']}" if share else "—",
-            "loss": ans["loss"], "N*": ans["N"], "D*": ans["D"] if ans.get("D") is not None else "∞ (data-rich)",
-            "runner-up": ans.get("runner_up") or "—",
-            "gap (CI)": (f"{ans['gap']:.3g}" + (f" [{gap_ci[0]:.3g}, {gap_ci[1]:.3g}]" if gap_ci else ""))
-            if ans.get("gap") is not None else "—",
-            "extrapolated": "; ".join(ans.get("reasons", [])) or "no",
-        })
-    return pd.DataFrame(rows)
+def _html_table(frame: pd.DataFrame, *, table_id: str | None = None, classes: str = "") -> Markup:
+    """pandas renders (and escapes) the table; cells are already formatted text."""
+    return Markup(frame.to_html(index=False, escape=True, border=0, na_rep="—", table_id=table_id,
+                                classes=classes or None))
 
 
-def answers_html(answers: dict) -> str:
-    """One table per cost model, named with its formula and citation."""
-    parts = []
-    order = [n for n in COST_MODELS if n in answers] + sorted(set(answers) - set(COST_MODELS))  # stores sort keys
-    for name in order:
-        block = answers[name]
-        cm = block.get("cost_model", {})
-        parts.append(f"<h3>Cost model <code>{html.escape(name)}</code>: {html.escape(str(cm.get('formula', '')))} "
-                     f"[{html.escape(str(cm.get('unit', '')))}]</h3><p class='sub'>{html.escape(str(cm.get('citation', '')))}"
-                     f"</p>{_table(_answer_rows(block))}")
-    parts.append("<p class='sub'>Memory budgets: each precision at N = budget/w_bits in the data-rich limit (D → ∞); "
-                 "compute budgets: each precision at its loss-minimising N and D. Bootstrap share: the fraction of "
-                 "bootstrap refits that pick the same precision; gap: loss of the runner-up minus the best.</p>")
-    return "\n".join(parts)
+class _Figures:
+    """Figures rendered once: PNG files in the output folder and the data the template inlines."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.files: list[str] = []
+
+    def png(self, name: str, fig) -> str:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        (self.out / f"{name}.png").write_bytes(buf.getvalue())
+        self.files.append(f"{name}.png")
+        return base64.b64encode(buf.getvalue()).decode()
+
+    def svg(self, name: str, fig) -> Markup:
+        """Inline SVG (also written as PNG); matplotlib escapes text, comments are dropped, ids salted."""
+        self.png(name, fig)
+        buf = io.StringIO()
+        with matplotlib.rc_context({"svg.hashsalt": name}):
+            fig.savefig(buf, format="svg")
+        text = re.sub(r"<!--.*?-->", "", buf.getvalue(), flags=re.S)
+        return Markup(text[text.index("<svg"):])
+
+    def block(self, prefix: str, b: Block) -> dict[str, Any]:
+        return {"id": b.id, "title": b.title, "caption": b.caption, "notes": list(b.notes), "svg": False,
+                "image": self.png(f"{prefix}{b.id}", b.figure) if b.figure is not None else None,
+                "tables": [(cap, _html_table(t)) for cap, t in b.tables]}
+
+
+def _law_context(lf: LawFit, runs: pd.DataFrame, figs: _Figures) -> tuple[dict[str, Any], dict, np.ndarray]:
+    fit = lf.fit
+    known = set(fit.labels) | {BASE_LABEL}
+    seen = runs[runs["label"].isin(known)].reset_index(drop=True)
+    pred = predictions(seen, fit)
+    answers, evidence, note = evidence_of(fit, seen)
+    view = LawView(fit=fit, runs=runs, seen=seen, pred=pred, answers=answers, evidence=evidence)
+    ci_text = (f"bootstrap {fit.config.bootstrap} resamples, {fit.config.ci:.0%} intervals" if fit.ci
+               else "no confidence intervals (fitted with --bootstrap 0)" if fit.config.bootstrap == 0
+               else "no confidence intervals stored")
+    ctx = {
+        "name": fit.law, "formula": fit.formula, "origin": lf.origin.title, "n_runs": fit.n_runs,
+        "verdict": _verdict(evidence, note), "objective": f"{fit.objective:.6g}", "r2": f"{fit.r2:.4f}",
+        "ci_text": ci_text, "holdout": holdout_text(fit), "warnings": list(fit.warnings),
+        "fit_table": _html_table(fit_table(fit)),
+        "blocks": [figs.block(f"{fit.law}-", b) for b in build_blocks(view)],
+        "answers": [(name, cm, _html_table(t)) for name, cm, t in answer_frames(answers)],
+    }
+    return ctx, evidence, predictions(runs, fit)
+
+
+def _curves_context(inputs: ReportInputs, figs: _Figures) -> dict[str, Any]:
+    if inputs.curves is None or inputs.curve_runs is None:
+        return {"image": None, "caption": "No training curves: the runs come from a CSV file, not a store."}
+    if inputs.curves.empty or inputs.curve_runs.empty:
+        return {"image": None, "caption": "No training curves are stored for these runs (imported runs have none)."}
+    from quest_lab.analysis.plots_curves import MIN_EVAL_POINTS, training_curves
+
+    fig, s = training_curves(inputs.curve_runs, inputs.curves)
+    kinds = (f"{s.eval_lines} line(s) are eval-loss curves (runs that evaluated at ≥ {MIN_EVAL_POINTS} points); "
+             if s.eval_lines else "")
+    train = (f"{s.train_lines} line(s) are the logged training loss (per-step batch loss, smoothed by an exponential "
+             "moving average; set eval_every to store eval curves); " if s.train_lines else "")
+    dropped = (f" Only {s.panels} of {s.budgets} training budgets are drawn." if s.panels < s.budgets else "")
+    diverged = f"{s.diverged} diverged, marked × where they stopped" if s.diverged else "none diverged"
+    caption = (f"One line per run: {s.runs} runs ({diverged}). {kinds}{train}"
+               f"the dot at a line's end is the run's final eval loss. Colour: precision; line style: model size; "
+               f"one panel per training budget.{dropped}")
+    return {"image": figs.svg("curves", fig), "caption": caption}
 
 
 def write_report(inputs: ReportInputs) -> Path:
     """Render every figure and table; returns the path of index.html."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
     out = Path(inputs.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    runs, fit = inputs.runs.reset_index(drop=True), inputs.fit
-    pred = predictions(runs, fit)
-    figures: list[tuple[str, str, str]] = []  # (file, title, caption)
+    runs = inputs.runs.reset_index(drop=True)
+    figs = _Figures(out)
+    now = datetime.now(timezone.utc)
     with matplotlib.rc_context(plots.STYLE):
-        makers = [
-            ("loss_vs_n.png", "Loss vs model size", "Observed final eval loss (points) and the fitted law (lines).",
-             lambda: plots.loss_vs_n(runs, fit)),
-            *[(f"pareto_{name}.png", f"Pareto frontier: {cm.title} (cost model '{name}')",
-               f"Runs no other run beats on both loss and cost form the frontier (orange). Cost model '{name}': "
-               f"{cm.formula} [{cm.unit}]; {cm.citation}.", lambda cm=cm: plots.pareto(runs, cm))
-              for name, cm in fit.cost_models().items()],
-            ("efficiency_per_bit.png", "Efficiency per bit", "eff(P)·16/P: the precision with the highest "
-             "value gives the lowest loss at a fixed memory budget (cost model 'memory', outlined).",
-             lambda: plots.efficiency_bars(fit)),
-            ("residuals.png", "Residuals", "Relative residuals of the fit per run.",
-             lambda: plots.residuals(runs, pred)),
-        ]
-        images = {}
-        for name, title, caption, make in makers:
-            fig = make()
-            images[name] = _png(fig)
-            (out / name).write_bytes(images[name])
-            figures.append((name, title, caption))
-    run_cols = [c for c in RUN_COLUMNS if c in runs.columns or c == "pred"]
-    run_table = runs.assign(pred=pred)[run_cols].sort_values(["label", "N", "D"]).head(MAX_RUN_ROWS)
+        laws, preds, rows = [], {}, []
+        for lf in inputs.fits:
+            ctx, evidence, preds[lf.fit.law] = _law_context(lf, runs, figs)
+            laws.append(ctx)
+            rows.append((lf.fit, lf.origin, evidence))
+        curves = _curves_context(inputs, figs)
+        cost_models = inputs.fits[0].fit.cost_models()
+        pareto = [figs.block("", Block(
+            f"pareto_{name}", f"Pareto frontier: {cm.title} (cost model '{name}')",
+            f"Cost model '{name}': {cm.formula} [{cm.unit}]; {cm.citation}." + (
+                " This cost ignores D, so each training budget has its own frontier." if cm.scales_with == "N" else ""),
+            figure=plots.pareto(runs, cm))) for name, cm in cost_models.items()]
+    listed = runs if inputs.curve_runs is None else inputs.curve_runs.reset_index(drop=True)
+    if listed is not runs:  # completed and diverged runs: predictions for the table's own rows
+        preds = {lf.fit.law: predictions(listed, lf.fit) for lf in inputs.fits}
+    table, total = run_table(listed, preds)
+    diverged = int((listed["status"] == "diverged").sum()) if "status" in listed.columns else 0
     sweeps = sorted(map(str, runs["sweep"].dropna().unique())) if "sweep" in runs.columns else []
-    warn = "".join(f"<li class='warn'>{html.escape(w)}</li>" for w in fit.warnings)
-    fig_html = "\n".join(
-        f"<h2 id='{n[:-4]}'>{html.escape(t)}</h2><figure><img alt='{html.escape(t)}' src='data:image/png;base64,"
-        f"{base64.b64encode(images[n]).decode()}'><figcaption>{html.escape(c)}</figcaption></figure>"
-        for n, t, c in figures)
-    holdout = ""
-    if fit.holdout and "mean_abs_rel_error" in fit.holdout:
-        h = fit.holdout
-        holdout = (f"<p>Hold-out of the largest N = {h['N']:.3g} ({h['n_runs']} runs): mean |relative error| "
-                   f"{h['mean_abs_rel_error']:.2%}, max {h['max_abs_rel_error']:.2%}.</p>")
-    elif fit.holdout:
-        holdout = f"<p class='warn'>Hold-out of the largest N: {html.escape(str(fit.holdout.get('note')))}</p>"
-    ci_text = (f"bootstrap {fit.config.bootstrap} resamples, {fit.config.ci:.0%} intervals" if fit.ci
-               else "no confidence intervals (fitted with --bootstrap 0)")
-    answers, evidence, evidence_note = evidence_of(fit, runs)
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    provenance = pd.DataFrame([
-        {"item": "runs source", "value": inputs.source}, {"item": "sweeps", "value": ", ".join(sweeps) or "—"},
-        {"item": "filter (--where)", "value": inputs.where or "—"}, {"item": "fit", "value": inputs.origin},
-        {"item": "fit method / mode", "value": f"{fit.config.method} / {fit.config.mode}, Huber δ = {fit.config.huber_delta:g}"},
-        {"item": "code version", "value": code_version()}, {"item": "generated", "value": now},
-    ])
-    doc = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>quest-lab report: {html.escape(fit.law)} law</title>
-<style>{CSS}</style></head><body>
-<h1>quest-lab report: {html.escape(fit.law)} law</h1>
-<p class="sub">{html.escape(fit.formula)} — {fit.n_runs} runs fitted, {len(runs)} runs shown, generated {now}</p>
-<section id="verdict">{verdict_box(evidence, evidence_note)}</section>
-<h2 id="fit">Fit</h2>
-<p>Objective (sum-Huber on log residuals) {fit.objective:.6g}; R² {fit.r2:.4f};
-{ci_text}.</p>
-{_table(fit_table(fit))}
-{holdout}
-<ul>{warn}</ul>
-{fig_html}
-<h2 id="answers">Derived answers</h2>
-{answers_html(answers)}
-<h2 id="eff">Efficiency table</h2>
-{_table(derived.efficiency_per_bit(fit))}
-<h2 id="runs">Runs</h2>
-<div class="scroll">{_table(run_table)}</div>
-<h2 id="provenance">Provenance</h2>
-{_table(provenance)}
-</body></html>
-"""
+    names = [lf.fit.law for lf in inputs.fits]
+    env = Environment(loader=PackageLoader("quest_lab.analysis", "templates"), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=False, lstrip_blocks=False)
+    assets = resources.files("quest_lab.analysis") / "templates"
+    doc = env.get_template("report.html.j2").render(
+        title=f"quest-lab report: {' and '.join(names)} law{'s' if len(names) > 1 else ''}",
+        subtitle=f"{len(runs)} completed runs from {inputs.source or 'the store'}; generated "
+                 f"{now.strftime('%Y-%m-%d %H:%M UTC')}",
+        css=Markup((assets / "report.css").read_text(encoding="utf-8")),
+        script=Markup((assets / "report.js").read_text(encoding="utf-8")),
+        laws=laws, comparison=_html_table(comparison(rows)), curves=curves, pareto=pareto,
+        runs={"table": _html_table(table, table_id="runs-table", classes="sortable-table"),
+              "caption": (f"{len(table)} of {total} runs" if len(table) < total else f"{total} runs")
+              + (f" ({diverged} diverged)" if diverged else "") + ", newest first. Click a column header to sort; "
+                "“pred LAW”: the law's prediction (— where the law does not model that precision)."},
+        provenance=_html_table(provenance([(f, o) for f, o, _ in rows], inputs.source, inputs.where, inputs.sweep,
+                                          sweeps, now), classes="text"),
+    )
     index = out / "index.html"
     index.write_text(doc, encoding="utf-8")
-    log.info("wrote %s", index)
+    log.info("wrote %s (%d figures)", index, len(figs.files))
     return index

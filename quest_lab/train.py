@@ -64,6 +64,12 @@ def lr_at(step: int, total: int, peak: float, warmup_frac: float, final_frac: fl
     return _cos_anneal(peak, final, min(pct, 1.0))
 
 
+def planned_steps(config: RunConfig) -> int:
+    """Optimizer steps of a run: the token budget in whole batches (at least one), so the tokens trained
+    are steps × batch_size × seq_len, the budget rounded to the nearest whole batch."""
+    return max(1, round(config.token_budget / (config.batch_size * config.seq_len)))
+
+
 def param_groups(model: Llama, weight_decay: float) -> list[dict]:
     """AdamW groups: weight decay on the 2-D weights of the linear layers inside the blocks; none on
     the output head (`lm_head`), embeddings, norms, biases or quantizer state (e.g. LSQ steps).
@@ -165,7 +171,7 @@ def train(config: RunConfig, progress: ProgressFn | None = None) -> RunResult:
     opt = make_optimizer(model, peak_lr, config.weight_decay, fused=device.type == "cuda")
 
     tokens_per_step = config.batch_size * config.seq_len
-    total_steps = max(1, round(config.token_budget / tokens_per_step))
+    total_steps = planned_steps(config)
     gen = torch.Generator().manual_seed(config.seed)
 
     # quantizers whose forward depends on how far training is (SLB's temperature): told before each step

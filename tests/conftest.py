@@ -140,3 +140,12 @@ def smoke_store(tmp_path) -> str:
     url = f"sqlite:///{tmp_path / 'results.db'}"
     Store(url).import_runs("smoke", "test", smoke_frame().to_dict("records"))
     return url
+
+
+@pytest.fixture(scope="module")
+def two_law_report(tmp_path_factory) -> tuple[Path, str]:
+    """A store filled by fake sweeps with quest and chinchilla fits, and its report (tests/report_store.py):
+    (report folder, the report command's stdout)."""
+    from report_store import two_law_report as build
+
+    return build(tmp_path_factory.mktemp("two_laws"))

@@ -106,3 +106,17 @@ def markup_error_train(cfg: RunConfig) -> RunResult:
 def other_data_train(cfg: RunConfig) -> RunResult:
     """Claims to have trained on other data than planned (a worker with a different corpus)."""
     return _result(cfg, fake_loss(cfg), identity="0000000000000000:byte")
+
+
+def blowup_train(cfg: RunConfig) -> RunResult:
+    """Diverges like a real run: the train loss falls, then blows up at step 6 of 10 (finite, logged) and
+    training stops there; no final eval."""
+    loss = fake_loss(cfg)
+    curve = [(s, (s + 1) * cfg.token_budget // 10, loss + 1.0 / (s + 1)) for s in range(5)]
+    curve.append((5, 6 * cfg.token_budget // 10, 40.0))
+    return RunResult(
+        config=cfg.to_dict(), status="diverged", n_params=cfg.n_params, tokens=6 * cfg.token_budget // 10,
+        w_bits=cfg.w_bits, a_bits=cfg.a_bits, quantizer=cfg.quantizer, final_eval_loss=None, final_train_loss=40.0,
+        steps=6, train_curve=curve, eval_curve=[], wall_time_s=0.01, tokens_per_s=1e6, device="cpu",
+        hardware="fake", versions={"fake": "1"}, data_identity=data_identity(cfg),
+        error="train loss 40 at step 6 (initial 5.1)")

@@ -1,5 +1,6 @@
-"""The CLI, configs and analysis never load torch (issue 11): `--help`, `sizes`, `quantizers`,
-`sweep --dry-run`, `runs`, `fit` and `report` run in a fresh interpreter with torch never imported."""
+"""The CLI, configs and analysis never load torch (issue 11) nor MLflow (issue 13: only a sweep that tracks
+does): `--help`, `sizes`, `quantizers`, `sweep --dry-run` (also with `--mlflow`), `runs`, `fit` and `report`
+run in a fresh interpreter with torch never imported."""
 import pytest
 import subprocess
 import sys
@@ -19,6 +20,8 @@ out = sys.argv[2]
 csv = sys.argv[3]
 calls = [["--help"], ["sizes"], ["quantizers"],
          ["sweep", "sweeps/smoke.yaml", "--dry-run", "--store", f"sqlite:///{db}"],
+         ["sweep", "--help"],
+         ["sweep", "sweeps/smoke.yaml", "--dry-run", "--store", f"sqlite:///{db}", "--mlflow", "sqlite:///m.db"],
          ["runs", "--store", f"sqlite:///{db}"],
          ["fit", "--law", "chinchilla", "--csv", csv, "--bootstrap", "0", "--method", "varpro", "--no-save"],
          ["report", "--law", "chinchilla", "--csv", csv, "--bootstrap", "0", "--out", out]]
@@ -26,6 +29,7 @@ for args in calls:
     res = runner.invoke(cli.app, args)
     assert res.exit_code == 0, (args, res.output)
     assert "torch" not in sys.modules, f"quest-lab {' '.join(args)} imported torch"
+    assert "mlflow" not in sys.modules, f"quest-lab {' '.join(args)} imported mlflow"
 from quest_lab.run import RunConfig
 cfg = RunConfig(size="tiny", w_bits=4, a_bits=4, tokens=1000)
 assert cfg.quant.label == "quest:w4a4" and cfg.data.tokenizer == "bpe"

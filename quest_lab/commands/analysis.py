@@ -1,9 +1,8 @@
-"""quest-lab fit | report: turn stored runs into fitted laws and a self-contained HTML report.
+"""quest-lab fit: turn stored runs into a fitted law (the report is `quest_lab.commands.report`).
 
     quest-lab fit --law quest [--store URL | --csv FILE] [--where "w_bits>=2"] [--bootstrap N] [--json PATH]
                   [--budget train_flops=1e18 --memory-budget 8e9 …] [--mode joint|staged]
                   [--huber-delta 1e-4] [--law-option effD_max=2]
-    quest-lab report [--out reports/NAME/] [--law quest] [--open]
 
 `--csv FILE` takes columns N, D (or C = training FLOPs, then D = C/(6N)), loss and optionally
 w_bits, a_bits, quantizer (default 16, 16, "bf16"); Epoch AI's Chinchilla extraction is
@@ -26,20 +25,17 @@ from quest_lab.analysis.cost import COST_MODELS, DEFAULT_RATES
 from quest_lab.analysis.fit import METHODS, MODES, FitConfig, FitResult, fit_frame
 from quest_lab.analysis.law_base import InsufficientDataError, load_laws
 from quest_lab.analysis.optimize import HUBER_DELTA
-from quest_lab.commands import bad_input, console, err_console, fail, say
+from quest_lab.version import code_identity
+from quest_lab.commands import DEFAULT_STORE, StoreOpt, bad_input, console, fail, new_app, say, warn
 from quest_lab.safe_text import display_url, json_safe, scrub
 
 log = logging.getLogger(__name__)
-app = typer.Typer()
-
-
-DEFAULT_STORE = "sqlite:///results.db"
+app = new_app()
 
 LawName = Enum("LawName", {name: name for name in sorted(load_laws())}, type=str)  # type: ignore[misc]
 Method = Enum("Method", {m: m for m in METHODS}, type=str)  # type: ignore[misc]
 Mode = Enum("Mode", {m: m for m in MODES}, type=str)  # type: ignore[misc]
 
-StoreOpt = Annotated[Optional[str], typer.Option("--store", help=f"SQLAlchemy URL of the results store (default: {DEFAULT_STORE}).")]
 CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="Fit runs from a CSV (N, D or C, loss[, w_bits, a_bits, quantizer]) instead of the store.")]
 WhereOpt = Annotated[Optional[str], typer.Option("--where", help="Row filter: comparisons of columns with numbers or 'strings', and/or/not, in [...], e.g. \"w_bits >= 2 and N > 1e6\".")]
 SweepOpt = Annotated[Optional[str], typer.Option("--sweep", help="Only runs of this sweep (store only).")]
@@ -136,7 +132,8 @@ def _fmt(x: float) -> str:
 
 
 def print_fit(result: FitResult) -> None:
-    table = Table(title=f"{result.law} law: {result.formula}", title_justify="left")
+    say(f"{result.law} law: {result.formula}")  # its own line: a table title would wrap mid-term
+    table = Table()
     table.add_column("param")
     table.add_column("value", justify="right")
     table.add_column(f"{result.config.ci:.0%} CI" if result.ci else "CI", justify="right")
@@ -157,7 +154,7 @@ def print_fit(result: FitResult) -> None:
         else:
             console.print(f"hold-out largest N: {h.get('note')}")
     for w in result.warnings:
-        err_console.print(f"[yellow]warning:[/] {escape(w)}", markup=True)
+        warn(w)
     print_answers(result)
 
 
@@ -189,8 +186,8 @@ def save_fit(url: str, result: FitResult, payload: dict[str, Any], sweep: str | 
 
         return Store(url).save_fit(result.law, payload, sweep=sweep)
     except Exception as exc:  # the fit is still printed / written as JSON
-        err_console.print(f"[yellow]warning:[/] fit not stored in {escape(display_url(url))}: "
-                          f"{escape(scrub(str(exc)).splitlines()[0] if str(exc) else type(exc).__name__)}", markup=True)
+        warn(f"fit not stored in {display_url(url)}: "
+             f"{scrub(str(exc)).splitlines()[0] if str(exc) else type(exc).__name__}")
         return None
 
 
@@ -209,16 +206,19 @@ def fit_cmd(
     drop_highest: DropOpt = 0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Processes for the bootstrap.")] = min(2, os.cpu_count() or 1),
-    budget: Annotated[Optional[list[str]], typer.Option("--budget", help="COST=VALUE (repeatable): answer the best precision at this budget of a cost model (memory, bops, train_flops). Default: the geometric middle of the observed range of each.")] = None,
-    memory_budget: Annotated[Optional[list[float]], typer.Option("--memory-budget", help="Bits of weights (repeatable); same as --budget memory=BITS.")] = None,
-    compute_budget: Annotated[Optional[list[float]], typer.Option("--compute-budget", help="BF16-equivalent training FLOPs (repeatable); same as --budget train_flops=FLOPS.")] = None,
+    budget: Annotated[Optional[list[str]], typer.Option("--budget", metavar="COST=VALUE", help="COST=VALUE (repeatable): answer the best precision at this budget of a cost model (memory, bops, train_flops). Default: the geometric middle of the observed range of each.")] = None,
+    memory_budget: Annotated[Optional[list[float]], typer.Option("--memory-budget", metavar="BITS", help="Bits of weights (repeatable); same as --budget memory=BITS.")] = None,
+    compute_budget: Annotated[Optional[list[float]], typer.Option("--compute-budget", metavar="FLOPS", help="BF16-equivalent training FLOPs (repeatable); same as --budget train_flops=FLOPS.")] = None,
     hw_rates: Annotated[Optional[str], typer.Option("--hw-rates", help='train_flops rate table BITS=RELATIVE_COST, e.g. "4=0.25,8=0.5,16=1" (the default): a w-bit matmul runs on the narrowest width >= w.')] = None,
     huber_delta: Annotated[float, typer.Option("--huber-delta", help="δ of the Huber loss on log residuals (the Quartet authors use 1e-4).")] = HUBER_DELTA,
-    law_option: Annotated[Optional[list[str]], typer.Option("--law-option", help="NAME=VALUE (repeatable): an option of the law, e.g. quartet's effD_max=1.05 (bounds of its effs).")] = None,
+    law_option: Annotated[Optional[list[str]], typer.Option("--law-option", metavar="NAME=VALUE", help="NAME=VALUE (repeatable): an option of the law, e.g. quartet's effD_max=1.05 (bounds of its effs).")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the fit as JSON here.")] = None,
     save: Annotated[bool, typer.Option("--save/--no-save", help="Store the fit (default: yes when reading the store or --store is given).")] = True,
 ) -> None:
-    """Fit a scaling law to completed runs; print params with bootstrap CIs and store the fit."""
+    """Fit a scaling law to completed runs.
+
+    Prints the parameters with bootstrap CIs, the verdict and the derived answers, and stores the fit.
+    """
     budgets = parse_budgets(budget or [], memory_budget or [], compute_budget or [])
     try:
         config = FitConfig(law=law.value, method=method.value, mode=mode.value if mode else None, bootstrap=bootstrap,
@@ -231,7 +231,7 @@ def fit_cmd(
     result = run_fit(df, config)
     payload = result.to_payload()
     payload.update({"source": str(csv) if csv else display_url(store or DEFAULT_STORE), "where": where,
-                    "sweep": sweep, "drop_highest": drop_highest})
+                    "sweep": sweep, "drop_highest": drop_highest, "code": code_identity()})
     print_fit(result)
     if save and (csv is None or store is not None):
         fit_id = save_fit(store or DEFAULT_STORE, result, payload, sweep)
@@ -241,68 +241,3 @@ def fit_cmd(
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(json_safe(payload), indent=2, allow_nan=False, default=float) + "\n")
         say(f"wrote {json_path}")
-
-
-@app.command("report")
-def report_cmd(
-    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: reports/<date-time>/).")] = None,
-    law: Annotated[Optional[LawName], typer.Option("--law", help="Law to report (default: the latest stored fit).")] = None,
-    store: StoreOpt = None,
-    csv: CsvOpt = None,
-    where: WhereOpt = None,
-    sweep: SweepOpt = None,
-    drop_highest: DropOpt = 0,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples when fitting on the fly.")] = 200,
-    open_browser: Annotated[bool, typer.Option("--open", help="Open the report in the browser.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Replace the files of a non-empty --out folder.")] = False,
-) -> None:
-    """Write a self-contained HTML report (plots inlined) plus PNGs from the runs and the latest fit."""
-    from quest_lab.analysis.report import ReportInputs, default_out_dir, write_report
-    from quest_lab.outputs import check_dir_target, publish_dir
-
-    with bad_input():
-        check_dir_target(out, force=force)  # before any work: never over a file or a full folder
-    df = load_runs(store, csv, where, sweep, drop_highest)
-    stored = None
-    if csv is None or store is not None:
-        stored = _latest_fit(store or DEFAULT_STORE, law.value if law else None)
-    if stored is not None:
-        try:
-            result = FitResult.from_payload(stored)
-        except (KeyError, ValueError) as exc:
-            fail(f"the stored {stored.get('law', '?')} fit cannot be read ({exc}); run `quest-lab fit` again")
-        origin = scrub(f"stored fit ({stored.get('source', display_url(store or DEFAULT_STORE))}, where={stored.get('where')!r})")
-    else:
-        name = law.value if law else ("quest" if (df.get("w_bits", 16) < 16).any() else "chinchilla")
-        console.print(f"no stored fit found: fitting the {name} law on the fly (bootstrap {bootstrap})")
-        result = run_fit(df, FitConfig(law=name, bootstrap=bootstrap))
-        origin = "fitted on the fly by `quest-lab report`"
-    out = out or default_out_dir()
-    source = str(csv) if csv else display_url(store or DEFAULT_STORE)
-    try:
-        with bad_input():  # built beside --out, then moved in: never over a file, nor a non-empty folder unforced
-            index = out / publish_dir(out, lambda tmp: write_report(ReportInputs(
-                runs=df, fit=result, out_dir=tmp, origin=origin, source=source, where=where, sweep=sweep)).name,
-                force=force)
-    except (InsufficientDataError, ValueError) as exc:
-        fail(str(exc))
-    say(f"report: {index}")
-    if open_browser:
-        import webbrowser
-
-        webbrowser.open(index.resolve().as_uri())
-
-
-def _latest_fit(url: str, law: str | None) -> dict[str, Any] | None:
-    if _sqlite_missing(url):
-        return None
-    try:
-        from quest_lab.store import Store
-
-        got = Store(url).latest_fit(law)
-    except Exception as exc:
-        log.warning("cannot read stored fits from %s: %s", display_url(url), scrub(str(exc)))
-        return None
-    if got and isinstance(got.get("payload"), dict):  # tolerate a wrapper row
-        got = {**got["payload"], **{k: v for k, v in got.items() if k not in ("payload",) and k not in got["payload"]}}
-    return got or None

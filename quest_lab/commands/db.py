@@ -1,20 +1,17 @@
 """quest-lab db status | upgrade: the store's schema revision (Alembic migrations in quest_lab/migrations)."""
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from quest_lab.commands import StoreOpt, bad_input, new_app, open_store, say
 
-import typer
-
-from quest_lab.commands import bad_input, open_store, say
-
-app = typer.Typer(no_args_is_help=True)
-
-StoreOpt = Annotated[Optional[str], typer.Option("--store", help="SQLAlchemy URL of the results store (default: sqlite:///results.db).")]
+app = new_app(no_args_is_help=True)
 
 
 @app.command("status")
 def status_command(store: StoreOpt = None) -> None:
-    """Print the store's schema revision and the one this quest-lab needs."""
+    """Print the store's schema revision.
+
+    And the one this quest-lab needs.
+    """
     from quest_lab.store_db import BASELINE_REVISION, head_revision
 
     handle = open_store(store)
@@ -33,7 +30,10 @@ def status_command(store: StoreOpt = None) -> None:
 
 @app.command("upgrade")
 def upgrade_command(store: StoreOpt = None) -> None:
-    """Migrate the store to this quest-lab's schema, in one locked transaction (back it up first)."""
+    """Migrate the store to this quest-lab's schema.
+
+    One locked transaction; back the store up first.
+    """
     handle = open_store(store)
     with bad_input():
         before, after = handle.upgrade()

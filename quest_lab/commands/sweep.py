@@ -11,12 +11,13 @@ from typing import Annotated, NoReturn, Optional
 import typer
 from rich.table import Table
 
-from quest_lab.commands import bad_input, console, db, fail, open_store, results, say
+from quest_lab.commands import bad_input, console, db, fail, new_app, open_store, results, say
+from quest_lab.safe_text import display_url
 from quest_lab.sweep.claims import DEFAULT_TTL_S, MIN_TTL_S
 from quest_lab.sweep.executors import load_executors
 from quest_lab.sweep.grid import DEFAULT_MAX_GRID
 
-app = typer.Typer()
+app = new_app()
 app.add_typer(results.app)
 app.add_typer(db.app, name="db", help="Store schema: show its revision, upgrade it.")
 log = logging.getLogger(__name__)
@@ -31,7 +32,9 @@ def sweep_command(
     executor: Annotated[ExecutorChoice, typer.Option(  # type: ignore[valid-type]
         help="Where trials run: ray (Ray Tune), local (sequential, in-process) or auto "
              "(ray when more than one trial can run at once or --address is given).")] = ExecutorChoice("auto"),  # type: ignore[assignment]
-    store: results.StoreOpt = None,
+    store: Annotated[Optional[str], typer.Option(
+        "--store", help="SQLAlchemy URL of the results store (default: the sweep file's `store`, else "
+                        "sqlite:///results.db).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (total / done / to run) and exit.")] = False,
     rerun_failed: Annotated[bool, typer.Option("--rerun-failed", help="Also run the grid's failed runs again.")] = False,
     address: Annotated[Optional[str], typer.Option(help="Address of an existing Ray cluster, HOST:PORT (implies --executor ray).")] = None,
@@ -42,10 +45,18 @@ def sweep_command(
     claim_ttl: Annotated[float, typer.Option(
         "--claim-ttl", help="Seconds without a heartbeat after which another driver may retake this driver's "
                             f"runs (default {DEFAULT_TTL_S:g}, at least {MIN_TTL_S:g}).")] = DEFAULT_TTL_S,
+    mlflow: Annotated[Optional[str], typer.Option(
+        "--mlflow", help="Also log every stored run (config, metrics, loss curves) to MLflow at this tracking URI, "
+                         "e.g. sqlite:///mlflow.db or http://HOST:5000; overrides the sweep file's tracking.mlflow "
+                         "(needs quest-lab[mlflow]).")] = None,
     train_fn: Annotated[Optional[str], typer.Option(
         hidden=True, help="Train function 'module:function' (testing, custom trainers).")] = None,
 ) -> None:
-    """Run a sweep file: every grid point not already completed/diverged in the store (drivers may share it)."""
+    """Run a sweep file.
+
+    Trains every grid point not already completed or diverged in the store; several drivers may
+    share one sweep and store.
+    """
     from quest_lab.sweep import expand, load_spec
     from quest_lab.sweep.executors import get_executor, import_train_fn
 
@@ -66,14 +77,17 @@ def sweep_command(
             fail(str(e))
     with open_store(store or sweep.spec.store) as store_handle, bad_input():  # closed (WAL checkpointed) on exit
         try:
+            tracking = {**sweep.spec.tracking, **({"mlflow": mlflow} if mlflow else {})}
             _plan_and_run(sweep, store_handle, executor=executor.value, dry_run=dry_run, rerun_failed=rerun_failed,
-                          address=address, train_fn=fn, progress=progress, max_grid=max_grid, claim_ttl=claim_ttl)
+                          address=address, train_fn=fn, progress=progress, max_grid=max_grid, claim_ttl=claim_ttl,
+                          tracking=tracking)
         except KeyboardInterrupt:  # before any run started: every store write is one transaction
             _interrupted(sweep.name, file)
 
 
 def _plan_and_run(sweep, store_handle, *, executor: str, dry_run: bool, rerun_failed: bool,
-                  address: Optional[str], train_fn, progress: Optional[bool], max_grid: int, claim_ttl: float) -> None:
+                  address: Optional[str], train_fn, progress: Optional[bool], max_grid: int, claim_ttl: float,
+                  tracking: dict[str, str]) -> None:
     from quest_lab.sweep import SweepSetupError, plan, run_sweep
 
     try:
@@ -85,9 +99,12 @@ def _plan_and_run(sweep, store_handle, *, executor: str, dry_run: bool, rerun_fa
         _print_plan(the_plan)
         return
     show = console.is_terminal if progress is None else progress
+    if tracking and the_plan.to_run:
+        say("tracking: " + ", ".join(f"{name} {display_url(uri)} (experiment {sweep.name})"
+                                      for name, uri in tracking.items()))
     try:
         outcome = run_sweep(the_plan, store_handle, executor=executor, address=address, train_fn=train_fn,
-                            show_progress=show, claim_ttl_s=claim_ttl)
+                            show_progress=show, claim_ttl_s=claim_ttl, tracking=tracking)
     except (SweepSetupError, ValueError) as e:
         fail(str(e))
     if not the_plan.to_run:

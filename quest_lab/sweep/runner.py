@@ -19,6 +19,7 @@ from quest_lab.sweep.executors import ExecutorConfig, TrainFn, get_executor, loa
 from quest_lab.sweep.grid import DEFAULT_MAX_GRID, DataIdentityFn, Plan, plan_sweep
 from quest_lab.sweep.progress import SweepProgress
 from quest_lab.sweep.spec import Sweep
+from quest_lab.tracking import TrackingEvents
 
 log = logging.getLogger(__name__)
 
@@ -191,17 +192,38 @@ def plan(sweep: Sweep, store: Store, *, rerun_failed: bool = False,
                       max_points=max_points)
 
 
+def tracked_config(run) -> dict:
+    """What a tracker logs as a run's config: the RunConfig plus its run_id, precision label, N and D."""
+    c = run.config
+    return {**c.to_dict(), "run_id": run.run_id, "precision": c.precision_label, "n_params": c.n_params,
+            "token_budget": c.token_budget}
+
+
+def _trackers(tracking: dict[str, str], experiment: str) -> list:
+    from quest_lab.tracking import TrackingSetupError, make_trackers
+
+    try:
+        return make_trackers(tracking, experiment)
+    except TrackingSetupError as exc:
+        raise SweepSetupError(str(exc)) from None
+
+
 def run_sweep(the_plan: Plan, store: Store, *, executor: str = "auto", address: str | None = None,
               train_fn: TrainFn | None = None, show_progress: bool = True,
-              storage_path: str | None = None, claim_ttl_s: float = DEFAULT_TTL_S) -> SweepOutcome:
-    """Register the grid (new runs → pending), claim and run what is left, write each result as it arrives."""
+              storage_path: str | None = None, claim_ttl_s: float = DEFAULT_TTL_S,
+              tracking: dict[str, str] | None = None) -> SweepOutcome:
+    """Register the grid (new runs → pending), claim and run what is left, write each result as it arrives
+    (and log it to the trackers of `tracking`, default: the sweep file's, after the store has it)."""
     sweep = the_plan.sweep
     todo = the_plan.to_run
     name = choose_executor(executor, sweep, len(todo), address)
     check_runnable(sweep, name, address)
+    tracking = dict(sweep.spec.tracking if tracking is None else tracking)
+    trackers = _trackers(tracking, sweep.name) if todo else []
     claims = Claims(store, ttl_s=claim_ttl_s, retake_failed=the_plan.rerun_failed)
     spec = sweep.spec.model_dump(mode="json")
     spec["store"] = display_url(spec.get("store", ""))  # a stored sweep never holds a password
+    spec["tracking"] = {k: display_url(v) for k, v in tracking.items()}
     store.register_sweep(sweep.name, spec, sweep.path, [(r.run_id, r.config, r.data_identity) for r in the_plan.runs])
     outcome = SweepOutcome(plan=the_plan, executor=name)
     if not todo:
@@ -214,10 +236,15 @@ def run_sweep(the_plan: Plan, store: Store, *, executor: str = "auto", address: 
     t0 = time.perf_counter()
     with SweepProgress(len(todo), sweep.name, enabled=show_progress) as progress, claims:
         writer = StoreWriter(store, claims, progress)
+        events = TrackingEvents(writer, trackers, sweep.name, {r.run_id: tracked_config(r) for r in todo}) \
+            if trackers else writer
         try:
-            ex.run(todo, writer)  # Ray Tune returns early on Ctrl-C; the local executor raises
+            ex.run(todo, events)  # Ray Tune returns early on Ctrl-C; the local executor raises
         except KeyboardInterrupt:
             log.debug("sweep %s interrupted", sweep.name)
+        finally:
+            if trackers:
+                events.close()
     outcome.wall_s = time.perf_counter() - t0
     outcome.startup_s = getattr(ex, "startup_s", 0.0)
     outcome.first_trial_s = (writer.first_start or t0) - t0

@@ -14,6 +14,7 @@ A sweep YAML holds::
     max_concurrent: 2              # default: as many as the resources allow
     retries: 1                     # Ray FailureConfig(max_failures=retries)
     store: sqlite:///results.db    # any SQLAlchemy URL
+    tracking: {mlflow: sqlite:///mlflow.db}   # optional: log every stored run to MLflow (quest_lab.tracking)
 
 Everything is checked before anything runs; every problem is a `SpecError` naming the file,
 the key path (e.g. `grid.size[2]`) and the allowed values.
@@ -97,6 +98,19 @@ class SweepSpec(BaseModel):
     max_concurrent: int | None = Field(None, ge=1)
     retries: int = Field(0, ge=0, le=100)
     store: str = DEFAULT_STORE
+    tracking: dict[str, str] = Field(default_factory=dict)  # tracker name -> URI (quest_lab.tracking)
+
+    @field_validator("tracking")
+    @classmethod
+    def _trackers(cls, v: dict[str, str]) -> dict[str, str]:
+        from quest_lab.tracking import TRACKERS
+
+        for name, uri in v.items():
+            if name not in TRACKERS:
+                raise ValueError(f"tracker {name!r} is unknown; allowed: {', '.join(TRACKERS)}")
+            if not uri.strip():
+                raise ValueError(f"tracker {name!r} needs a URI, e.g. {name}: sqlite:///mlflow.db")
+        return v
 
     @field_validator("store")
     @classmethod
