@@ -294,7 +294,8 @@ def fit_frame(df: pd.DataFrame, config: FitConfig, with_answers: bool = True) ->
     logp = law.log_predict(theta, d)[0]
     pred = np.exp(logp)
     loss = np.exp(d.y)
-    r2 = 1.0 - float(((loss - pred) ** 2).sum() / ((loss - loss.mean()) ** 2).sum())
+    with np.errstate(invalid="ignore", divide="ignore"):  # constant losses: R² undefined (NaN → null in JSON)
+        r2 = 1.0 - float(((loss - pred) ** 2).sum() / ((loss - loss.mean()) ** 2).sum())
     warnings = _bound_warnings(law, theta)
     for w in warnings:
         log.info("%s law: %s", config.law, w)  # the CLI prints result.warnings

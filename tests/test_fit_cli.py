@@ -139,3 +139,17 @@ def test_missing_inputs_exit_2(tmp_path, monkeypatch):
     res = runner.invoke(app, ["fit", "--law", "nolaw", "--csv", "x.csv"])
     assert res.exit_code == 2
     assert not (tmp_path / "results.db").exists()
+
+
+def test_fit_json_never_overwrites_without_force_nor_the_store(smoke_store, smoke_csv, tmp_path):
+    out = tmp_path / "fit.json"
+    out.write_text("keep me")
+    res = runner.invoke(app, ["fit", "--csv", str(smoke_csv), "--bootstrap", "0", "--json", str(out)])
+    assert res.exit_code == 2 and "exists; pass --force" in res.output and out.read_text() == "keep me"
+    store_file = Path(smoke_store.removeprefix("sqlite:///"))
+    before = store_file.read_bytes()
+    res = runner.invoke(app, ["fit", "--store", smoke_store, "--bootstrap", "0", "--json", str(store_file), "--force"])
+    assert res.exit_code == 2 and "results store's own file" in res.output and store_file.read_bytes() == before
+    res = runner.invoke(app, ["fit", "--csv", str(smoke_csv), "--bootstrap", "0", "--json", str(out), "--force"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["law"] == "quest"

@@ -180,9 +180,9 @@ CASES: dict[str, Case] = {
     "runs_markup_sweep_name": Case(["runs", "--sweep", "[/bold]x"], expect=0, fragment="no runs in sweep [/bold]x"),
     "runs_markup_in_stored_error": Case(["runs", "--status", "failed"], expect=0, check=_literal_markup),
     "fit_markup_sweep_name": Case(["fit", "--sweep", "[/b]"], fragment="in sweep '[/b]'"),
-    "fit_json_markup_path": Case(["fit", "--csv", "const.csv", "--bootstrap", "0", "--no-save", "--json", "[/b]x.json",
+    "fit_json_markup_path": Case(["fit", "--csv", "const.csv", "--bootstrap", "0", "--no-save", "--json", "[b]x[i].json",
                                   "--law", "chinchilla"], files={"const.csv": CONSTANT_CSV}, expect=0,
-                                 outputs=("[/b]x.json",)),
+                                 outputs=("[b]x[i].json",)),
     # report --out and fit --json
     "report_out_existing_file": Case(["report", "--out", "afile"], files={"afile": "keep\n"}, fragment="is a file"),
     "report_out_nonempty_folder": Case(["report", "--out", "adir"], files={"adir/keep": "x"}, fragment="--force"),

@@ -26,7 +26,7 @@ from quest_lab.analysis.fit import METHODS, MODES, FitConfig, FitResult, fit_fra
 from quest_lab.analysis.law_base import InsufficientDataError, load_laws
 from quest_lab.analysis.optimize import HUBER_DELTA
 from quest_lab.version import code_identity
-from quest_lab.commands import DEFAULT_STORE, StoreOpt, bad_input, console, fail, new_app, say, warn
+from quest_lab.commands import DEFAULT_STORE, StoreOpt, bad_input, console, fail, new_app, open_store, say, warn
 from quest_lab.safe_text import display_url, json_safe, scrub
 
 log = logging.getLogger(__name__)
@@ -212,7 +212,8 @@ def fit_cmd(
     hw_rates: Annotated[Optional[str], typer.Option("--hw-rates", help='train_flops rate table BITS=RELATIVE_COST, e.g. "4=0.25,8=0.5,16=1" (the default): a w-bit matmul runs on the narrowest width >= w.')] = None,
     huber_delta: Annotated[float, typer.Option("--huber-delta", help="δ of the Huber loss on log residuals (the Quartet authors use 1e-4).")] = HUBER_DELTA,
     law_option: Annotated[Optional[list[str]], typer.Option("--law-option", metavar="NAME=VALUE", help="NAME=VALUE (repeatable): an option of the law, e.g. quartet's effD_max=1.05 (bounds of its effs).")] = None,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the fit as JSON here.")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the fit as JSON here (never over the store's files, nor over an existing file without --force).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --json file.")] = False,
     save: Annotated[bool, typer.Option("--save/--no-save", help="Store the fit (default: yes when reading the store or --store is given).")] = True,
 ) -> None:
     """Fit a scaling law to completed runs.
@@ -227,6 +228,12 @@ def fit_cmd(
                            law_options=parse_law_options(law_option or []))
     except ValueError as exc:
         fail(str(exc))
+    protected = open_store(store).files() if json_path is not None and (csv is None or store is not None) else []
+    if json_path is not None:
+        from quest_lab.outputs import check_file_target
+
+        with bad_input():  # before any work: a fit that cannot be written is not computed
+            check_file_target(json_path, force=force, protected=protected)
     df = load_runs(store, csv, where, sweep, drop_highest)
     result = run_fit(df, config)
     payload = result.to_payload()
@@ -238,6 +245,9 @@ def fit_cmd(
         if fit_id is not None:
             say(f"stored fit #{fit_id} in {display_url(store or DEFAULT_STORE)}")
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(json_safe(payload), indent=2, allow_nan=False, default=float) + "\n")
+        from quest_lab.outputs import write_file
+
+        text = json.dumps(json_safe(payload), indent=2, allow_nan=False, default=float) + "\n"
+        with bad_input():
+            write_file(json_path, lambda tmp: tmp.write_text(text), force=force, protected=protected)
         say(f"wrote {json_path}")
