@@ -105,3 +105,12 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, needle, monkeypatc
     assert res.exit_code == 2, res.output
     assert needle in res.output
     assert list(tmp_path.iterdir()) == []  # neither the JSON nor a store
+
+
+def test_existing_json_is_refused_before_training(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run.json"
+    out.write_text("keep")
+    res = runner.invoke(app, ["train", "--size", "nano", "--tokens", "1000", "--json", str(out)])
+    assert res.exit_code == 2 and "exists; pass --force" in res.output
+    assert out.read_text() == "keep" and sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]

@@ -16,7 +16,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from quest_lab.commands import StoreOpt, console, fail, new_app, say
+from quest_lab.commands import StoreOpt, bad_input, console, fail, new_app, open_store, say
 from quest_lab.commands.train_store import TRAIN_SWEEP, RunRecorder
 from quest_lab.quant.specs import QUANTIZER_SPECS, fmt_bits
 from quest_lab.run import BACKENDS, DEVICES, TOKENIZERS, RunConfig
@@ -53,7 +53,8 @@ def train_command(
     eval_every: Annotated[int, typer.Option(help="Evaluate every k steps (0 = only at the end).")] = 0,
     device: Annotated[DeviceChoice, typer.Option(help="Where to train.")] = "auto",
     backend: Annotated[BackendChoice, typer.Option(help="Quantizer backend.")] = "auto",
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the RunResult as JSON here.")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the RunResult as JSON here (not over an existing file without --force).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --json file.")] = False,
     store: StoreOpt = None,
     save: Annotated[bool, typer.Option("--store-run/--no-store", help="Store the run (sweep --sweep) so `runs`, "
                                        "`fit` and `report` see it; --no-store only prints it.")] = True,
@@ -73,8 +74,12 @@ def train_command(
                         backend=_value(backend))
     except ValueError as e:
         fail(str(e))
-    if json_path is not None and not json_path.parent.exists():
-        fail(f"--json {json_path}: directory {json_path.parent} does not exist")
+    protected = open_store(store).files() if json_path is not None and save else []
+    if json_path is not None:
+        from quest_lab.outputs import check_file_target
+
+        with bad_input():  # before training: a result that cannot be written is not trained for
+            check_file_target(json_path, force=force, protected=protected)
     if save and not re.fullmatch(SWEEP_NAME, sweep):
         fail(f"--sweep {sweep!r} is not a valid sweep name; use letters, digits, '_', '.', '-'")
     from quest_lab.train import planned_steps, train  # heavy imports only when training
@@ -102,7 +107,11 @@ def train_command(
         table.add_row("note", Text(result.error))
     console.print(table)
     if json_path is not None:
-        json_path.write_text(json.dumps(result.to_dict(), indent=2))
+        from quest_lab.outputs import write_file
+
+        text = json.dumps(result.to_dict(), indent=2)
+        with bad_input():
+            write_file(json_path, lambda tmp: tmp.write_text(text), force=force, protected=protected)
         say(f"wrote {json_path}")
 
 
