@@ -59,7 +59,7 @@ def test_train_writes_json_and_stores_its_run(tmp_path, monkeypatch):
     listed = runner.invoke(app, ["runs", "--store", url])
     assert listed.exit_code == 0 and runs.run_id.iloc[0] in listed.output
     # the same run again: trained, but the stored result is kept
-    again = runner.invoke(app, args)
+    again = runner.invoke(app, [*args, "--force"])  # --force: run.json exists
     assert again.exit_code == 0 and "already in" in again.output and len(Store(url).runs_frame()) == 1
     assert not (tmp_path / "results.db").exists()  # --store was respected
 
