@@ -79,16 +79,21 @@ def load_runs(store: str | None, csv: Path | None, where: str | None, sweep: str
 def parse_budgets(budget: list[str], memory_budget: list[float], compute_budget: list[float]) -> tuple[tuple[str, float], ...]:
     """`--budget COST=VALUE` (any cost model), `--memory-budget` (memory), `--compute-budget` (train_flops)."""
     out = [("memory", float(v)) for v in memory_budget] + [("train_flops", float(v)) for v in compute_budget]
-    for item in budget:
-        name, sep, value = item.partition("=")
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
-        if not sep or number is None:
-            fail(f"--budget {item!r} must be COST=VALUE, e.g. train_flops=1e18; cost models: {', '.join(COST_MODELS)}")
-        out.append((name.strip(), number))
+    out += [_name_number(item, f"--budget {item!r} must be COST=VALUE, e.g. train_flops=1e18; cost models: "
+                               f"{', '.join(COST_MODELS)}") for item in budget]
     return tuple(out)
+
+
+def _name_number(item: str, message: str) -> tuple[str, float]:
+    """`NAME=NUMBER` → (NAME, NUMBER); anything else is `fail(message)` (exit 2)."""
+    name, sep, value = item.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if not sep or not name.strip() or number is None:
+        fail(message)
+    return name.strip(), number
 
 
 def parse_rates(text: str | None) -> tuple[tuple[float, float], ...]:
@@ -107,17 +112,7 @@ def parse_rates(text: str | None) -> tuple[tuple[float, float], ...]:
 
 def parse_law_options(items: list[str]) -> tuple[tuple[str, float], ...]:
     """`--law-option effD_max=1.05` → (("effD_max", 1.05),); the law checks names and values."""
-    out = []
-    for item in items:
-        name, sep, value = item.partition("=")
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
-        if not sep or not name.strip() or number is None:
-            fail(f"--law-option {item!r} must be NAME=NUMBER, e.g. effD_max=1.05")
-        out.append((name.strip(), number))
-    return tuple(out)
+    return tuple(_name_number(item, f"--law-option {item!r} must be NAME=NUMBER, e.g. effD_max=1.05") for item in items)
 
 
 def run_fit(df, config: FitConfig) -> FitResult:
