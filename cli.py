@@ -3,6 +3,7 @@
     quest-lab train | sizes | quantizers      (quest_lab.commands.train)
     quest-lab sweep | runs | export | import  (quest_lab.commands.sweep)
     quest-lab fit | report                    (quest_lab.commands.analysis)
+    quest-lab suggest                         (quest_lab.commands.suggest)
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import logging
 
 import typer
 
-from quest_lab.commands import analysis, sweep, train
+from quest_lab.commands import analysis, suggest, sweep, train
 
 app = typer.Typer(
     name="quest-lab",
@@ -34,6 +35,7 @@ def main(
 app.add_typer(train.app)
 app.add_typer(sweep.app)
 app.add_typer(analysis.app)
+app.add_typer(suggest.app)
 
 if __name__ == "__main__":
     app()

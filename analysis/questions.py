@@ -1,0 +1,257 @@
+"""Questions a researcher asks of a fitted law, as a registry (like laws): each turns parameter draws
+into one scalar target whose bootstrap spread is the uncertainty `quest-lab suggest` reduces.
+
+    q = parse_question("best-precision:memory=8e6")      # or "eff:label=quest:w4a4",
+    target = q.bind(law, theta_hat)                       # "extrapolate:size=800M,tokens=8e10,label=quest:w4a4"
+    values = target.values(thetas)                        # (K,) target per internal parameter vector
+
+- `best-precision` (memory=M bits of weights, or compute=C BF16-equivalent FLOPs; optional tokens=D for
+  the memory budget, default the data-rich limit D → ∞): which precision gives the lowest loss.  The
+  answer is categorical (its bootstrap distribution over precisions is reported); the scalar target is
+  the loss gap between the two leading precisions at the point fit, whose CI excluding 0 settles it.
+- `eff` (label=L): the law's parameter efficiency of precision L (N_eff / N).
+- `extrapolate` (N=… or size=…, D=… or tokens=…, label=L, default bf16): the predicted loss there.
+
+Memory and compute follow `derived.memory_bits` / `derived.training_compute` (one definition each).
+Adding a question is one decorated class with `keys`, `__post_init__` checks and `bind`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+
+import numpy as np
+
+from quest_lab.analysis import derived
+from quest_lab.analysis.data import label_bits
+from quest_lab.analysis.law_base import BASE_LABEL, Design, Law
+
+QUESTIONS: dict[str, type["Question"]] = {}
+D_INF = 1e300  # "data-rich limit": the B/D^β term vanishes (as derived.optimal_precision_memory)
+N_GRID = 400  # log-N grid of the compute-optimal search (step ~0.1 in ln N), refined by a parabola
+
+
+def register_question(name: str):
+    """Class decorator: `@register_question("eff") class Eff(Question): ...`."""
+
+    def deco(cls: type[Question]) -> type[Question]:
+        if name in QUESTIONS and QUESTIONS[name] is not cls:
+            raise ValueError(f"question {name!r} registered twice")
+        cls.name = name
+        QUESTIONS[name] = cls
+        return cls
+
+    return deco
+
+
+@dataclass(frozen=True)
+class Target:
+    """A question bound to a fitted law: `values(thetas (K, p)) -> (K,)` in `unit`."""
+
+    description: str
+    unit: str
+    values: Callable[[np.ndarray], np.ndarray]
+    # categorical answer per draw (best-precision: the winning label), None for plain scalars
+    answers: Callable[[np.ndarray], np.ndarray] | None = None
+
+
+@dataclass(frozen=True)
+class Question:
+    """Base class: subclasses are frozen dataclasses whose fields are the question's keys."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+
+    def bind(self, law: Law, theta_hat: np.ndarray) -> Target:
+        raise NotImplementedError
+
+    def spec(self) -> str:
+        """The canonical `NAME:key=value,…` string (parse_question(q.spec()) == q)."""
+        parts = [f"{f.name}={getattr(self, f.name):g}" if isinstance(getattr(self, f.name), float)
+                 else f"{f.name}={getattr(self, f.name)}"
+                 for f in dataclasses.fields(self) if getattr(self, f.name) is not None]
+        return self.name + (":" + ",".join(parts) if parts else "")
+
+
+def _known_label(law: Law, label: str) -> None:
+    allowed = [BASE_LABEL, *law.labels]
+    if label not in allowed:
+        raise ValueError(f"precision {label!r} has no fitted runs; fitted precisions: {', '.join(allowed)}")
+
+
+def point_design(law: Law, N, D, label: str) -> Design:
+    """Design rows for predictions at (N, D) (broadcast) in precision `label` of a fitted law."""
+    w, a = label_bits(label)
+    empty = np.zeros(0)
+    return Design(empty, empty, empty, empty, np.zeros(0, int), law.labels, empty).with_inputs(N, D, label, w, a)
+
+
+def _log_loss(law: Law, thetas: np.ndarray, d: Design) -> np.ndarray:
+    return law.batch_log_predict(np.atleast_2d(thetas), d)[0]
+
+
+@register_question("eff")
+@dataclass(frozen=True)
+class Eff(Question):
+    summary: ClassVar[str] = "eff of a precision (N_eff/N): eff:label=quest:w4a4"
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            raise ValueError("eff needs label=<quantizer>:w<w>a<a>, e.g. eff:label=quest:w4a4")
+        label_bits(self.label)
+
+    def bind(self, law: Law, theta_hat: np.ndarray) -> Target:
+        if self.label not in law.labels:
+            _known_label(law, self.label)
+            raise ValueError(f"eff of {self.label!r} is 1 by definition; ask about a quantized precision "
+                             f"({', '.join(law.labels) or 'none fitted'})")
+        w, a = label_bits(self.label)
+        probe = law.eff_of(np.asarray(theta_hat, float), self.label, w, a)
+        if not np.isfinite(probe):
+            raise ValueError(f"the {law.name} law has no parameter efficiency; ask another question")
+
+        def values(thetas: np.ndarray) -> np.ndarray:
+            return np.array([law.eff_of(t, self.label, w, a) for t in np.atleast_2d(thetas)])
+
+        return Target(f"eff({self.label})", "N_eff/N", values)
+
+
+@register_question("extrapolate")
+@dataclass(frozen=True)
+class Extrapolate(Question):
+    summary: ClassVar[str] = "loss at (N, D, P): extrapolate:size=800M,tokens=8e10,label=quest:w4a4 (or N=…, D=…)"
+    N: float | None = None
+    D: float | None = None
+    size: str | None = None
+    tokens: float | None = None
+    label: str = BASE_LABEL
+
+    def __post_init__(self) -> None:
+        from quest_lab.sizes import non_embedding_params
+
+        if (self.N is None) == (self.size is None):
+            raise ValueError("extrapolate needs exactly one of N=<params> or size=<registered size>")
+        if (self.D is None) == (self.tokens is None):
+            raise ValueError("extrapolate needs exactly one of D=<tokens> or tokens=<tokens>")
+        if self.size is not None:
+            non_embedding_params(self.size)  # ValueError naming the allowed sizes
+        for key in ("N", "D", "tokens"):
+            v = getattr(self, key)
+            if v is not None and not (np.isfinite(v) and v > 0):
+                raise ValueError(f"extrapolate: {key}={v!r} must be a positive number")
+        label_bits(self.label)
+
+    @property
+    def n_params(self) -> float:
+        from quest_lab.sizes import non_embedding_params
+
+        return float(self.N if self.N is not None else non_embedding_params(self.size))
+
+    @property
+    def n_tokens(self) -> float:
+        return float(self.D if self.D is not None else self.tokens)
+
+    def bind(self, law: Law, theta_hat: np.ndarray) -> Target:
+        _known_label(law, self.label)
+        d = point_design(law, self.n_params, self.n_tokens, self.label)
+
+        def values(thetas: np.ndarray) -> np.ndarray:
+            return np.exp(_log_loss(law, thetas, d)[:, 0])
+
+        return Target(f"loss at N={self.n_params:.3g}, D={self.n_tokens:.3g}, {self.label}", "loss", values)
+
+
+@register_question("best-precision")
+@dataclass(frozen=True)
+class BestPrecision(Question):
+    summary: ClassVar[str] = ("best precision at a memory (bits) or compute (FLOPs) budget: "
+                              "best-precision:memory=8e6[,tokens=1e8] or best-precision:compute=1e15")
+    memory: float | None = None
+    compute: float | None = None
+    tokens: float | None = None  # memory budget only: train every precision on D tokens (default D → ∞)
+
+    def __post_init__(self) -> None:
+        if (self.memory is None) == (self.compute is None):
+            raise ValueError("best-precision needs exactly one of memory=<bits> or compute=<FLOPs>")
+        if self.tokens is not None and self.compute is not None:
+            raise ValueError("best-precision: tokens= applies to a memory budget only (compute sets N and D)")
+        for key in ("memory", "compute", "tokens"):
+            v = getattr(self, key)
+            if v is not None and not (np.isfinite(v) and v > 0):
+                raise ValueError(f"best-precision: {key}={v!r} must be a positive number")
+
+    def losses(self, law: Law, thetas: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """Labels and the loss (K, labels) of each precision at the budget."""
+        labels = [BASE_LABEL, *law.labels]
+        thetas = np.atleast_2d(thetas)
+        out = np.empty((len(thetas), len(labels)))
+        for j, label in enumerate(labels):
+            w, a = label_bits(label)
+            if self.memory is not None:
+                N = self.memory / float(derived.memory_bits(1.0, w))
+                out[:, j] = np.exp(_log_loss(law, thetas, point_design(law, N, self.tokens or D_INF, label))[:, 0])
+            else:
+                out[:, j] = _compute_optimal_loss(law, thetas, self.compute, label, w, a)
+        return labels, out
+
+    def bind(self, law: Law, theta_hat: np.ndarray) -> Target:
+        labels, hat = self.losses(law, theta_hat)
+        if len(labels) < 2:
+            raise ValueError("best-precision needs at least two fitted precisions")
+        order = np.argsort(hat[0])
+        best, second = int(order[0]), int(order[1])
+        budget = f"memory {self.memory:.3g} bits" if self.memory is not None else f"compute {self.compute:.3g} FLOPs"
+
+        def values(thetas: np.ndarray) -> np.ndarray:
+            loss = self.losses(law, thetas)[1]
+            return loss[:, second] - loss[:, best]
+
+        def answers(thetas: np.ndarray) -> np.ndarray:
+            return np.array(labels, dtype=object)[np.argmin(self.losses(law, thetas)[1], axis=1)]
+
+        return Target(f"best precision at {budget}: loss({labels[second]}) − loss({labels[best]})",
+                      "loss gap", values, answers)
+
+
+def _compute_optimal_loss(law: Law, thetas: np.ndarray, C: float, label: str, w: float, a: float) -> np.ndarray:
+    """Lowest loss over N at training compute C (D = C / cost-per-N·D), per parameter vector.
+
+    A log-N grid over the same range as `derived.compute_optimal`, refined by a parabola through
+    the best grid point and its neighbours (vectorised over draws)."""
+    nd = C / float(derived.training_compute(1.0, 1.0, w, a))
+    logs = np.linspace(0.05 * np.log(nd), 0.95 * np.log(nd), N_GRID)
+    N = np.exp(logs)
+    y = _log_loss(law, thetas, point_design(law, N, nd / N, label))  # (K, G)
+    i = np.clip(np.argmin(y, axis=1), 1, N_GRID - 2)
+    k = np.arange(len(y))
+    y0, y1, y2 = y[k, i - 1], y[k, i], y[k, i + 1]
+    curv = y0 - 2 * y1 + y2  # parabola through (−1, y0), (0, y1), (1, y2): vertex y1 − (y2 − y0)²/(8·curv)
+    vertex = y1 - np.where(curv > 0, (y2 - y0) ** 2 / (8 * np.where(curv > 0, curv, 1.0)), 0.0)
+    return np.exp(np.minimum(vertex, y.min(axis=1)))
+
+
+def _number(key: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{key}={text!r} is not a number (e.g. {key}=1e9)") from None
+
+
+def parse_question(text: str) -> Question:
+    """'NAME[:key=value,…]' -> a Question; ValueError (one line) naming what is allowed."""
+    name, _, rest = text.strip().partition(":")
+    if name not in QUESTIONS:
+        raise ValueError(f"question {name!r} is unknown; allowed: {', '.join(sorted(QUESTIONS))} "
+                         "(e.g. best-precision:memory=8e6, eff:label=quest:w4a4)")
+    cls = QUESTIONS[name]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, object] = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not eq or key not in fields:
+            raise ValueError(f"question {name}: {item!r} is not key=value with a key in {', '.join(fields)}")
+        kwargs[key] = value if "str" in str(fields[key].type) else _number(key, value)
+    return cls(**kwargs)

@@ -1,0 +1,162 @@
+"""quest-lab suggest: design the next sweep for the question a researcher asks.
+
+    quest-lab suggest --question best-precision:memory=4e6 --budget 1e13 [--law quest]
+                      [--candidates sweeps/X.yaml] [--n 8] [--out sweeps/next.yaml] [--force]
+
+Fits the law to the stored runs, measures the question's bootstrap interval, and picks the candidate
+runs (the grid's points not in the store, or a grid around the stored runs) that are expected to
+narrow it most per unit cost (`quest_lab.analysis.suggest`).  Writes a sweep YAML of the chosen runs
+that `quest-lab sweep` runs as usual, and prints a table: run, cost, expected CI width before/after, why.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from quest_lab.commands import console, err_console, fail
+
+app = typer.Typer()
+DEFAULT_STORE = "sqlite:///results.db"
+DEFAULT_OUT = Path("sweeps/next.yaml")
+
+
+def _sqlite_missing(url: str) -> str | None:
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        path = Path(url[len("sqlite:///"):])
+        if not path.is_file():
+            return str(path)
+    return None
+
+
+def _header(result, budget, store: str) -> str:
+    lines = [f"Suggested by `quest-lab suggest` ({result.law} law, {result.n_runs} stored runs in {store}).",
+             f"Question: {result.question} -> {result.target}",
+             f"Now: {result.value:.4g}, {result.ci_before[0]:.4g} to {result.ci_before[1]:.4g} (80% CI width "
+             f"{result.width_before:.3g}); expected width with these runs: {result.width_after:.3g}.",
+             f"Cost: {result.total_cost:.3g} of {budget.amount:.3g} {budget.unit}.", "Runs, in order of choice:"]
+    for r in result.table.itertuples(index=False):
+        lines.append(f"  {r.step}. {r.size} {r.label} D={r.D:.3g}: {r.cost:.3g} {budget.unit}, CI width "
+                     f"{r.ci_width_before:.3g} -> {r.ci_width_after:.3g} ({r.why})")
+    return "\n".join(lines + [f"Note: {n}" for n in result.notes])
+
+
+def _print(result, budget) -> None:
+    table = Table(title=f"{result.target}: 80% CI width {result.width_before:.3g} now", title_justify="left")
+    for col in ("#", "run", "size", "precision", "tokens", f"cost [{budget.unit}]", "CI before", "CI after", "why"):
+        table.add_column(col, justify="left" if col in ("run", "size", "precision", "why") else "right")
+    for r in result.table.itertuples(index=False):
+        table.add_row(str(r.step), r.candidate, r.size, escape(r.label), f"{r.D:.3g}", f"{r.cost:.3g}",
+                      f"{r.ci_width_before:.3g}", f"{r.ci_width_after:.3g}", escape(r.why))
+    console.print(table)
+    console.print(f"{len(result.chosen)} run(s), cost {result.total_cost:.3g} of {budget.amount:.3g} {budget.unit}; "
+                  f"expected 80% CI width {result.width_before:.3g} -> {result.width_after:.3g}; "
+                  f"{result.n_candidates} candidates, {result.refits} simulate-and-refit evaluations, "
+                  f"{result.elapsed_s:.1f} s")
+    if result.shares_before:
+        shares = ", ".join(f"{k} {v:.0%}" for k, v in result.shares_before.items())
+        console.print(f"best precision now (share of bootstrap replicates): {escape(shares)}")
+    for note in result.notes:
+        err_console.print(f"[yellow]note:[/] {escape(note)}", markup=True)
+
+
+@app.command("suggest")
+def suggest_cmd(
+    question: Annotated[str, typer.Option("--question", help="NAME[:key=value,…]: best-precision:memory=BITS | "
+                                          "best-precision:compute=FLOPS | eff:label=quest:w4a4 | "
+                                          "extrapolate:size=800M,tokens=1e10,label=quest:w4a4.")],
+    budget: Annotated[str, typer.Option("--budget", help="Total cost of the suggested runs: a number of FLOPs "
+                                        "(1e18) or GPU-hours at the store's measured speed (2.5gpu-h).")],
+    law: Annotated[str, typer.Option("--law", help="Scaling law to fit (see `quest-lab fit --help`).")] = "quest",
+    candidates: Annotated[Optional[Path], typer.Option("--candidates", help="Sweep YAML whose points not yet in "
+                          "the store are the candidates (default: a grid around the stored runs).")] = None,
+    n: Annotated[int, typer.Option("--n", help="At most this many runs.")] = 8,
+    out: Annotated[Path, typer.Option("--out", help="Sweep YAML to write.")] = DEFAULT_OUT,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+    store: Annotated[Optional[str], typer.Option("--store", help=f"SQLAlchemy URL of the results store "
+                     f"(default: the candidates file's, else {DEFAULT_STORE}).")] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap replicates.")] = 200,
+    max_seconds: Annotated[float, typer.Option("--max-seconds", help="Wall-time cap on simulate-and-refit; "
+                           "later steps use the cheap screen alone.")] = 45.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    workers: Annotated[int, typer.Option("--workers", help="Processes for the refits.")] = min(2, os.cpu_count() or 1),
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the suggestion as JSON here "
+                         "(the report's 'what to run next' panel reads it).")] = None,
+) -> None:
+    """Suggest the runs that narrow the answer to QUESTION the most per unit cost; write them as a sweep."""
+    from quest_lab.analysis import data as data_mod
+    from quest_lab.analysis import candidates as cand
+    from quest_lab.analysis.fit import FitConfig
+    from quest_lab.analysis.law_base import InsufficientDataError, load_laws
+    from quest_lab.analysis.questions import parse_question
+    from quest_lab.analysis.suggest import SuggestConfig, suggest
+    from quest_lab.store import Store, StoreError
+    from quest_lab.sweep.spec import SpecError
+
+    laws = load_laws()
+    if law not in laws:
+        fail(f"--law {law!r} is unknown; allowed: {', '.join(sorted(laws))}")
+    try:
+        q = parse_question(question)
+        the_budget = cand.parse_budget(budget)
+        fit_cfg = FitConfig(law=law, method="varpro" if laws[law].chinchilla_base else "grid", bootstrap=0)
+        config = SuggestConfig(fit=fit_cfg, n=n, budget=the_budget.amount, bootstrap=bootstrap,
+                               max_seconds=max_seconds, seed=seed, workers=workers)
+    except ValueError as exc:
+        fail(str(exc))
+    if out.exists() and not force:
+        fail(f"{out} exists; pass --force to overwrite it")
+    if json_path is not None and json_path.exists() and not force:
+        fail(f"{json_path} exists; pass --force to overwrite it")
+    sweep = None
+    if candidates is not None:
+        try:
+            from quest_lab.sweep.spec import load_spec
+
+            sweep = load_spec(candidates)
+        except SpecError as exc:
+            fail(str(exc))
+    url = store or (sweep.spec.store if sweep is not None else DEFAULT_STORE)
+    missing = _sqlite_missing(url)
+    if missing:
+        fail(f"no results database at {missing}; run `quest-lab sweep SPEC.yaml` first or pass --store URL")
+    try:
+        results = Store(url)
+        runs = data_mod.normalise(results.runs_frame(), source=url)
+        if runs.empty:
+            fail(f"no completed runs in {url}; run a sweep first")
+        if candidates is not None:
+            configs, run_ids, sweep = cand.from_sweep(candidates, results.statuses)
+        else:
+            configs, run_ids = cand.around_store(list(results.run_configs(runs["run_id"]).values()), results.statuses)
+        pool = cand.frame(configs, run_ids, runs, the_budget.cost)
+    except (StoreError, SpecError, InsufficientDataError, ValueError) as exc:
+        fail(str(exc))
+    if pool.empty:
+        fail("every candidate run is already in the store; give a larger grid with --candidates")
+    cheapest = float(pool["cost"].min())
+    if cheapest > the_budget.amount:
+        fail(f"--budget {budget} affords no candidate: the cheapest costs {cheapest:.3g} {the_budget.unit}")
+    try:
+        result = suggest(runs, pool, q, config)
+    except ValueError as exc:  # InsufficientDataError included
+        fail(str(exc))
+    _print(result, the_budget)
+    if not result.chosen:
+        fail("no run is expected to narrow the interval; nothing written")
+    chosen = pool.iloc[result.chosen]
+    extra = {k: sweep.spec.model_dump()[k] for k in cand.SWEEP_KEYS if k in sweep.spec.model_fields_set} if sweep else {}
+    doc = cand.sweep_document(cand.sweep_name(out), list(chosen["config"]), url, extra)
+    cand.check_document(doc, list(chosen["key"]), str(out))
+    try:
+        cand.write_sweep(out, doc, _header(result, the_budget, url), force=force)
+        if json_path is not None:
+            cand.write_text(json_path, json.dumps(result.to_payload(), indent=2, default=float) + "\n", force=force)
+    except FileExistsError as exc:
+        fail(str(exc))
+    console.print(f"wrote {out}: `quest-lab sweep {out}` runs the {len(chosen)} suggested run(s)")
