@@ -16,8 +16,9 @@
    narrowing per effective cost max(cost, budget left / runs left) from a cheap screen (the bootstrap
    ensemble's linear-Gaussian preposterior variance), plus the largest affordable models and
    screen-weighted draws.  All are simulated; the narrowest is improved by swapping one run at a time
-   for the screen's best alternatives (kept when > 2 % narrower) until no swap helps or 3/4 of
-   `max_seconds` have passed; the expected width run by run (the batch's prefixes) is simulated last.
+   for the screen's best alternatives (kept when > 2 % narrower) until no swap helps or the time left
+   is what the last step needs: the expected width run by run (the batch's prefixes).  `max_seconds`
+   caps the wall time after the fit, the bootstrap and the portfolio, which always run.
 Batches are simulated in parallel on `workers` processes (forkserver, as the bootstrap).
 """
 from __future__ import annotations
@@ -60,7 +61,7 @@ class SuggestConfig:
     refine: int = 4  # alternatives tried per swap (0: keep the best portfolio batch)
     truths: int | None = None  # bootstrap draws the candidates' losses are simulated from (None: bootstrap/25, ≤ 8)
     workers: int = 2
-    max_seconds: float = 45.0  # past this, remaining steps use the screen alone
+    max_seconds: float = 50.0  # wall-time cap: swaps stop so that the prefixes end by then
     noise: float | None = None  # residual σ of log loss; None: robust estimate from the fit
     seed: int = 0
 
@@ -273,14 +274,21 @@ def suggest(runs: pd.DataFrame, candidates: pd.DataFrame, question: Question, co
     run = (lambda jobs: list(pool.map(_evaluate, jobs))) if pool else (lambda jobs: [_evaluate(j) for j in jobs])
     simulated: dict[tuple[int, ...], tuple[float, np.ndarray | None]] = {}
 
+    rounds = lambda k: -(-k // config.workers)  # noqa: E731  (parallel rounds for k batches)
+    round_s = [0.0]  # wall time of one round of parallel simulations, as last measured
+
     def sim(todo: list[list[int]]) -> list[float]:
         new = [b for b in dict.fromkeys(tuple(sorted(b)) for b in todo if b) if b not in simulated]
+        ts = time.perf_counter()
         for b, (values, answers) in zip(new, run([dz.job(list(b)) for b in new])):
             simulated[b] = (width(values, config.ci, dz.groups), answers)
+        if new:
+            round_s[0] = (time.perf_counter() - ts) / rounds(len(new))
         return [simulated[tuple(sorted(b))][0] if b else simulated[()][0] for b in todo]
 
-    def out_of_time(share: float = 1.0) -> bool:
-        return time.perf_counter() - t0 > config.max_seconds * share
+    def out_of_time(then: int = 0) -> bool:
+        """Would `then` more rounds of simulations end past `max_seconds`?"""
+        return time.perf_counter() - t0 + round_s[0] * then > config.max_seconds
 
     origin: dict[tuple[int, ...], str] = {}
     try:
@@ -296,7 +304,8 @@ def suggest(runs: pd.DataFrame, candidates: pd.DataFrame, question: Question, co
         best, w_best = min(zip(portfolio.values(), widths), key=lambda t: t[1])
         # 2. improve by swaps: one run at a time replaced by the screen's best alternatives
         passes_without_gain, i = 0, 0
-        while config.refine and best and not out_of_time(0.75) and passes_without_gain < len(best):
+        reserve = rounds(config.n - 1) + rounds(config.refine)  # the prefixes after one more swap round
+        while config.refine and best and not out_of_time(reserve) and passes_without_gain < len(best):
             trials = batches.swaps(best, i % len(best), config.refine)
             widths = sim(trials) if trials else []
             k = int(np.argmin(widths)) if trials else -1
@@ -306,7 +315,7 @@ def suggest(runs: pd.DataFrame, candidates: pd.DataFrame, question: Question, co
             else:
                 passes_without_gain += 1
             i += 1
-        if config.refine and out_of_time(0.75):
+        if config.refine and best and passes_without_gain < len(best):
             notes.append(f"time cap ({config.max_seconds:g} s): swaps stopped after {i} "
                          f"(the portfolio is always simulated)")
         if best and not w_best < w0:
@@ -314,8 +323,10 @@ def suggest(runs: pd.DataFrame, candidates: pd.DataFrame, question: Question, co
             best = []
         best = batches.order(best)
         # 3. expected width run by run (the batch's prefixes, most valuable first), as time allows
-        if len(best) > 1 and not out_of_time():
+        if len(best) > 1 and not out_of_time(rounds(len(best) - 1)):
             sim([best[:k] for k in range(1, len(best))])
+        elif len(best) > 1:
+            notes.append("time cap: the expected width run by run was not simulated (only the batch's)")
     finally:
         if pool is not None:
             pool.shutdown()

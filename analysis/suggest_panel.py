@@ -20,11 +20,12 @@ FIGURE = "next_runs.png"
 
 def figure_png(s: Suggestion) -> bytes:
     """Left: expected CI width against cumulative cost, run by run.  Right: the chosen runs in (N, D),
-    numbered in order of choice, coloured by precision."""
+    numbered as in the table, coloured by precision."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
     from quest_lab.analysis import plots
 
@@ -37,7 +38,7 @@ def figure_png(s: Suggestion) -> bytes:
         ax.step(cost, widths, where="post", color="#e6550d")
         ax.plot(cost, widths, "o", color="#e6550d", ms=4)
         ax.set_xlabel("cumulative cost of the suggested runs")
-        ax.set_ylabel(f"expected {80}% CI width ({s.unit})")
+        ax.set_ylabel(f"expected CI width ({s.unit})")
         ax.set_title("Expected uncertainty, run by run")
         ax.set_ylim(bottom=0)
         colors = plots.label_colors(list(t["label"]) if len(t) else [])
@@ -46,9 +47,11 @@ def figure_png(s: Suggestion) -> bytes:
             bx.annotate(str(r.step), (r.N, r.D), textcoords="offset points", xytext=(4, 4), fontsize=8)
         bx.set_xscale("log")
         bx.set_yscale("log")
+        for axis in (bx.xaxis, bx.yaxis):
+            axis.set_minor_formatter(NullFormatter())  # minor labels overlap on short ranges
         bx.set_xlabel("N (non-embedding parameters)")
         bx.set_ylabel("D (tokens)")
-        bx.set_title("Suggested runs (numbered by choice)")
+        bx.set_title("Suggested runs (numbered as in the table)")
         handles, labels = bx.get_legend_handles_labels()
         unique = dict(zip(labels, handles))
         if unique:
@@ -60,7 +63,7 @@ def figure_png(s: Suggestion) -> bytes:
 
 
 def _table(s: Suggestion) -> str:
-    cols = ["step", "size", "label", "N", "D", "cost", "ci_width_before", "ci_width_after", "why"]
+    cols = ["step", "candidate", "size", "label", "N", "D", "cost", "ci_width_before", "ci_width_after", "why"]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
 
     def cell(v: Any) -> str:

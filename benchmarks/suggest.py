@@ -133,7 +133,7 @@ def main() -> int:
     ap.add_argument("--bootstrap", type=int, default=200, help="replicates inside suggest")
     ap.add_argument("--eval-bootstrap", type=int, default=200, help="replicates of the measured intervals")
     ap.add_argument("--refine", type=int, default=4)
-    ap.add_argument("--max-seconds", type=float, default=45.0)
+    ap.add_argument("--max-seconds", type=float, default=50.0)
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     args = ap.parse_args()
     if args.smoke:

@@ -235,3 +235,13 @@ def test_config_and_candidate_checks(split):
     with pytest.raises(ValueError, match="no candidate runs"):
         suggest(runs, cands.iloc[:0], parse_question("eff:label=quest:w4a4"), small_config())
     assert math.isinf(SuggestConfig().budget)
+
+
+def test_report_panel_from_a_suggestion_or_its_payload(suggested):
+    from quest_lab.analysis.suggest_panel import FIGURE, what_to_run_next
+
+    for source in (suggested, suggested.to_payload()):
+        text, pngs = what_to_run_next(source)
+        assert text.startswith("<h2 id='next'>What to run next</h2>") and "data:image/png;base64," in text
+        assert list(pngs) == [FIGURE] and pngs[FIGURE][:4] == b"\x89PNG"
+        assert all(key in text for key in suggested.table["candidate"])

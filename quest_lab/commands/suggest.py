@@ -81,8 +81,8 @@ def suggest_cmd(
     store: Annotated[Optional[str], typer.Option("--store", help=f"SQLAlchemy URL of the results store "
                      f"(default: the candidates file's, else {DEFAULT_STORE}).")] = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap replicates.")] = 200,
-    max_seconds: Annotated[float, typer.Option("--max-seconds", help="Wall-time cap on simulate-and-refit; "
-                           "later steps use the cheap screen alone.")] = 45.0,
+    max_seconds: Annotated[float, typer.Option("--max-seconds", help="Wall-time cap on simulate-and-refit: "
+                           "the swaps stop so that the run ends by then (fit, bootstrap and portfolio always run).")] = 50.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     workers: Annotated[int, typer.Option("--workers", help="Processes for the refits.")] = min(2, os.cpu_count() or 1),
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the suggestion as JSON here "
