@@ -110,12 +110,12 @@ def frame(configs: list[RunConfig], run_ids: list[str], runs: pd.DataFrame, cost
     return df.assign(cost=COSTS[cost][1](configs, runs) if configs else np.zeros(0))
 
 
-def from_sweep(path: str | Path, statuses: Callable[[list[str]], dict[str, str]]) -> tuple[list[RunConfig], list[str], Sweep]:
+def from_sweep(sweep: Sweep | str | Path, statuses: Callable[[list[str]], dict[str, str]],
+               ) -> tuple[list[RunConfig], list[str]]:
     """The sweep's points not done in the store (completed/diverged/failed); raises SpecError."""
-    sweep = load_spec(path)
-    plan = plan_sweep(sweep, statuses)
+    plan = plan_sweep(sweep if isinstance(sweep, Sweep) else load_spec(sweep), statuses)
     todo = [r for r in plan.runs if plan.existing.get(r.run_id) not in DONE_STATUSES + ("failed",)]
-    return [r.config for r in todo], [r.run_id for r in todo], sweep
+    return [r.config for r in todo], [r.run_id for r in todo]
 
 
 def _most_common(values: list[Any]) -> Any:

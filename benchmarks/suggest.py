@@ -1,7 +1,7 @@
 """Does `quest-lab suggest` pick better runs than random or "just train bigger"?  Synthetic ground truth.
 
     python benchmarks/suggest.py              # full: 20 seeds × 3 questions (tens of minutes on 2 cores)
-    python benchmarks/suggest.py --smoke      # quick: 1 seed, the eff question, small bootstraps
+    python benchmarks/suggest.py --smoke      # quick: 1 seed, the extrapolate question, small bootstraps
 
 Truth: the QuEST law with Chinchilla-like base parameters and plausible efficiencies, losses with
 0.5 % multiplicative noise (the residual level of published fits).  Grid: the paper's sizes 30M–800M ×
@@ -100,8 +100,8 @@ def run_seed(seed: int, question: str, args, fit: FitConfig) -> dict:
     budget = float(runs["cost"].sum()) * args.budget_factor
     t0 = time.perf_counter()
     res = suggest(runs, cands.drop(columns=["loss"]), q, SuggestConfig(
-        fit=fit, n=args.n, budget=budget, bootstrap=args.bootstrap, refine=args.refine, workers=args.workers,
-        max_seconds=args.max_seconds, seed=seed))
+        fit=fit, n=args.n, budget=budget, bootstrap=args.bootstrap, refine=args.refine, samples=args.samples,
+        workers=args.workers, max_seconds=args.max_seconds, seed=seed))
     t_suggest = time.perf_counter() - t0
     k, spent = len(res.chosen), res.total_cost
     rng = np.random.default_rng(10_000 + seed)
@@ -125,19 +125,21 @@ def run_seed(seed: int, question: str, args, fit: FitConfig) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--smoke", action="store_true", help="1 seed, the eff question, small bootstraps (CI)")
+    ap.add_argument("--smoke", action="store_true", help="1 seed, the extrapolate question, small bootstraps (CI)")
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--questions", default=",".join(QUESTIONS), help=f"comma-separated of {', '.join(QUESTIONS)}")
     ap.add_argument("--n", type=int, default=8, help="runs to add (K)")
     ap.add_argument("--budget-factor", type=float, default=1.0, help="budget = this × the initial grid's cost")
     ap.add_argument("--bootstrap", type=int, default=200, help="replicates inside suggest")
     ap.add_argument("--eval-bootstrap", type=int, default=200, help="replicates of the measured intervals")
-    ap.add_argument("--refine", type=int, default=4)
+    ap.add_argument("--refine", type=int, default=4, help="alternatives tried per swap")
+    ap.add_argument("--samples", type=int, default=6, help="screen-weighted batches in the portfolio")
     ap.add_argument("--max-seconds", type=float, default=50.0)
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     args = ap.parse_args()
     if args.smoke:
-        args.seeds, args.questions, args.n, args.bootstrap, args.eval_bootstrap, args.refine = 1, "eff", 3, 40, 60, 3
+        args.seeds, args.questions, args.n, args.bootstrap, args.eval_bootstrap = 1, "extrapolate", 3, 40, 60
+        args.refine, args.samples, args.max_seconds = 2, 2, 10.0
     unknown = [q for q in args.questions.split(",") if q not in QUESTIONS]
     if unknown:
         ap.error(f"unknown question(s) {unknown}; allowed: {', '.join(QUESTIONS)}")

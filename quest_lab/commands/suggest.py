@@ -131,7 +131,7 @@ def suggest_cmd(
         if runs.empty:
             fail(f"no completed runs in {url}; run a sweep first")
         if candidates is not None:
-            configs, run_ids, sweep = cand.from_sweep(candidates, results.statuses)
+            configs, run_ids = cand.from_sweep(sweep, results.statuses)
         else:
             configs, run_ids = cand.around_store(list(results.run_configs(runs["run_id"]).values()), results.statuses)
         pool = cand.frame(configs, run_ids, runs, the_budget.cost)
@@ -148,7 +148,7 @@ def suggest_cmd(
         fail(str(exc))
     _print(result, the_budget)
     if not result.chosen:
-        fail("no run is expected to narrow the interval; nothing written")
+        fail("no run is expected to narrow the interval; nothing written", code=1)
     chosen = pool.iloc[result.chosen]
     extra = {k: sweep.spec.model_dump()[k] for k in cand.SWEEP_KEYS if k in sweep.spec.model_fields_set} if sweep else {}
     doc = cand.sweep_document(cand.sweep_name(out), list(chosen["config"]), url, extra)
