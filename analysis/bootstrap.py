@@ -2,7 +2,7 @@
 
 Resampling is stratified by precision label (every precision keeps its run count, so every
 efficiency stays defined).  A resample is a vector of multiplicities — weights on the Huber terms —
-so a whole chunk of resamples is refitted as one batch by the vectorised L-BFGS.  Each refit
+so a whole chunk of resamples is refitted as one batch (batched Levenberg–Marquardt).  Each refit
 starts from the best full-data fit plus two jittered copies (standard practice: the full start
 grid per resample would cost 1000× more and lands in the same basin).  Chunks run in parallel
 over `config.workers` processes (forkserver: safe next to Ray/torch threads).  Seeded: the same seed gives the same intervals, whatever the number of workers.
@@ -17,7 +17,7 @@ import numpy as np
 
 from quest_lab.analysis.data import label_bits
 from quest_lab.analysis.law_base import Design, Law, get_law
-from quest_lab.analysis.optimize import Problem, batched_lbfgs, perturbed
+from quest_lab.analysis.optimize import Problem, batched_lm, perturbed
 
 log = logging.getLogger(__name__)
 N_STARTS = 3  # best fit + 2 jittered copies per resample
@@ -43,25 +43,25 @@ def _refit_stage(law: Law, d: Design, free: np.ndarray, theta: np.ndarray, weigh
     starts = np.concatenate([perturbed(t, specs, free, N_STARTS - 1, rng) for t in theta])  # (B*S, pf)
     rows = np.repeat(np.arange(B), N_STARTS)
     prob = Problem(law, d, free, theta[rows], delta, weights[rows])
-    X, f = batched_lbfgs(prob, starts)
+    X, f = batched_lm(prob, starts)
     f = np.where(np.isfinite(f), f, np.inf).reshape(B, N_STARTS)
     best = np.argmin(f, axis=1) + np.arange(B) * N_STARTS
     return prob.full(X[best], rows[best])
 
 
 def _chunk(args) -> np.ndarray:
-    law_name, labels, d, theta_best, weights, seed, delta, mode, uses_precision = args
-    law = get_law(law_name, labels)
+    law_name, labels, options, d, theta_best, weights, seed, delta, mode, uses_precision = args
+    law = get_law(law_name, labels, options)
     rng = np.random.default_rng(seed)
     specs = law.specs()
     base = np.array([s.stage == "base" for s in specs])
     theta = np.tile(theta_best, (len(weights), 1))
+    if mode == "joint" and (~base).any() and uses_precision:  # the fit's own mode: everything at once
+        return _refit_stage(law, d, np.ones(len(specs), bool), theta, weights, rng, delta)
     brows = np.nonzero(d.is_base)[0] if uses_precision else np.arange(d.n)
     theta = _refit_stage(law, d.subset(brows), base, theta, weights[:, brows], rng, delta)
     if (~base).any() and uses_precision:
         theta = _refit_stage(law, d, ~base, theta, weights, rng, delta)
-        if mode == "joint":
-            theta = _refit_stage(law, d, np.ones(len(specs), bool), theta, weights, rng, delta)
     return theta
 
 
@@ -82,7 +82,8 @@ def bootstrap_samples(law: Law, d: Design, theta_best: np.ndarray, config) -> np
     # chunks of a fixed size, one seed each: the samples do not depend on the number of workers
     n_chunks = -(-config.bootstrap // CHUNK)
     seeds = rng.integers(0, 2**31, size=n_chunks)
-    jobs = [(law.name, law.labels, d, theta_best, w, int(s), config.huber_delta, config.mode, law.uses_precision)
+    jobs = [(law.name, law.labels, law.options, d, theta_best, w, int(s), config.huber_delta, config.mode,
+             law.uses_precision)
             for w, s in zip(np.array_split(weights, n_chunks), seeds)]
     workers = min(config.workers, n_chunks)
     if workers == 1:
@@ -106,6 +107,8 @@ def intervals(law: Law, samples: np.ndarray, level: float) -> dict[str, tuple[fl
         if f"eff[{label}]" in out or f"effN[{label}]" in out:
             continue
         w, a = label_bits(label)
-        effs = [law.eff_of(np.array([s.internal(v) for s, v in zip(specs, row)]), label, w, a) for row in samples]
-        out[f"eff[{label}]"] = tuple(float(x) for x in np.nanpercentile(effs, q))
+        effs = np.array([law.eff_of(np.array([s.internal(v) for s, v in zip(specs, row)]), label, w, a)
+                         for row in samples])
+        if np.isfinite(effs).any():  # laws without an efficiency (qat) have none
+            out[f"eff[{label}]"] = tuple(float(x) for x in np.nanpercentile(effs, q))
     return out

@@ -1,52 +1,57 @@
 """Run tables for fitting: load from the store or a CSV, normalise columns, label precisions, validate.
 
-CSV input (`load_csv`): columns `N`, `D`, `loss`, optionally `w_bits`, `a_bits`, `quantizer`
-(defaults 16, 16, "bf16"); `C` (training FLOPs) may replace `D`, then D = C/(6N).  Epoch AI's
-Chinchilla extraction is recognised by its column names: `Model Size` → N, `Training FLOP` → C.
+CSV input (`load_csv`): columns `N`, `D`, `loss`, optionally `w_bits`, `a_bits`, `quantizer`, `g_bits`
+(backward bits), `group_size` (defaults 16, 16, "bf16", 16, per row); `C` (training FLOPs) may replace
+`D`, then D = C/(6N).  Epoch AI's Chinchilla extraction is recognised by its column names: `Model Size`
+→ N, `Training FLOP` → C.  Labels come from `quest_lab.quant.specs.precision_label` (the one place they
+are built and parsed).
+
+`G` (added): the group size a law sees.  A per-row scale is one group spanning the whole row, so a
+per-row run's G is its row length K, taken as the model width n_embd of a registered `size` (the K
+of every quantized layer but the MLP down projection); unknown (NaN) for per-row rows of a CSV
+without a known size.  Only the qat law uses it.
 """
 from __future__ import annotations
 
-import ast
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from quest_lab.analysis.law_base import BASE_LABEL, Design, InsufficientDataError
+from quest_lab.quant import specs
 
 log = logging.getLogger(__name__)
 
-COLUMN_ALIASES = {"Model Size": "N", "Training FLOP": "C", "model_size": "N", "tokens": "D", "flops": "C"}
-DEFAULTS = {"w_bits": 16.0, "a_bits": 16.0, "quantizer": "bf16"}
+DEFAULTS = {"w_bits": 16.0, "a_bits": 16.0, "quantizer": "bf16", "g_bits": 16.0}
 
 
-def precision_label(quantizer: str, w_bits: float, a_bits: float) -> str:
-    """'<quantizer>:w<w>a<a>' (1.58 stays '1.58'); any w = a = 16 run is the base 'bf16'."""
-    if float(w_bits) >= 16 and float(a_bits) >= 16:
-        return BASE_LABEL
-    return f"{quantizer}:w{float(w_bits):g}a{float(a_bits):g}"
-
-
-_BITS = re.compile(r":w([0-9.]+)a([0-9.]+)$")
+def precision_label(quantizer: str, w_bits: float, a_bits: float, group_size=None, g_bits: float = 16.0) -> str:
+    """The run's precision label (`quest_lab.quant.specs.precision_label`); NaN group size = per row."""
+    group = None if group_size is None or not np.isfinite(group_size) else int(group_size)
+    return specs.precision_label(quantizer, w_bits, a_bits, group, g_bits)
 
 
 def label_bits(label: str) -> tuple[float, float]:
     """(w_bits, a_bits) of a precision label; (16, 16) for the base."""
-    if label == BASE_LABEL:
-        return 16.0, 16.0
-    m = _BITS.search(label)
-    if not m:
-        raise ValueError(f"precision label {label!r} is not of the form '<quantizer>:w<w>a<a>'")
-    return float(m.group(1)), float(m.group(2))
+    p = specs.parse_precision_label(label)
+    return p.w_bits, p.a_bits
+
+
+def row_length(size) -> float:
+    """K of a per-row scale: the width n_embd of a registered model size; NaN when unknown."""
+    from quest_lab.sizes import MODEL_SIZES
+
+    cfg = MODEL_SIZES.get(size) if isinstance(size, str) else None
+    return float(cfg.n_embd) if cfg is not None else float("nan")
 
 
 def normalise(df: pd.DataFrame, source: str = "data") -> pd.DataFrame:
-    """Rename known aliases, derive D from C, fill precision defaults, add `label`."""
-    df = df.rename(columns={k: v for k, v in COLUMN_ALIASES.items() if k in df.columns and v not in df.columns})
-    if "D" not in df.columns and {"C", "N"} <= set(df.columns):
-        df = df.assign(D=df["C"] / (6.0 * df["N"]))
+    """Field columns by `quest_lab.ingest` (aliases, D from C), precision defaults filled, `label` added."""
+    from quest_lab.ingest import canonical_columns  # the column rules `quest-lab import` uses too
+
+    df = canonical_columns(df)
     missing = [c for c in ("N", "D", "loss") if c not in df.columns]
     if missing:
         raise InsufficientDataError(
@@ -58,10 +63,24 @@ def normalise(df: pd.DataFrame, source: str = "data") -> pd.DataFrame:
             df[col] = default
         else:
             df[col] = df[col].fillna(default)
-    for col in ("N", "D", "loss", "w_bits", "a_bits"):
+    if "group_size" not in df.columns:
+        df["group_size"] = np.nan
+    for col in ("N", "D", "loss", "w_bits", "a_bits", "g_bits", "group_size"):
         df[col] = pd.to_numeric(df[col], errors="coerce")
     df["quantizer"] = df["quantizer"].astype(str)
-    df["label"] = [precision_label(q, w, a) for q, w, a in zip(df["quantizer"], df["w_bits"], df["a_bits"])]
+    bad = df[~(np.isfinite(df["g_bits"]) & (df["g_bits"] > 0) & (df["g_bits"] <= 16))]
+    if len(bad):
+        raise InsufficientDataError(f"{len(bad)} run(s) have g_bits outside (0, 16] (rows {list(bad.index[:5])}); "
+                                    "g_bits is the backward (gradient) bit-width, 16 = not quantized")
+    group = df["group_size"]
+    bad = df[group.notna() & ~((group >= 1) & (group == np.floor(group)))]
+    if len(bad):
+        raise InsufficientDataError(f"{len(bad)} run(s) have a group_size that is not a whole number >= 1 "
+                                    f"(rows {list(bad.index[:5])}); empty = per row")
+    df["label"] = [precision_label(q, w, a, g, b) for q, w, a, g, b in
+                   zip(df["quantizer"], df["w_bits"], df["a_bits"], df["group_size"], df["g_bits"])]
+    rows = df["size"].map(row_length) if "size" in df.columns else pd.Series(np.nan, index=df.index)
+    df["G"] = group.where(group.notna(), rows).astype(float)
     return df.reset_index(drop=True)
 
 
@@ -79,7 +98,8 @@ def load_csv(path: str | Path) -> pd.DataFrame:
 def load_store(url: str, sweep: str | None = None) -> pd.DataFrame:
     from quest_lab.store import Store  # lazy: the store module is optional for CSV-only use
 
-    return normalise(Store(url).runs_frame(sweep=sweep), source=url)
+    store = Store(url)
+    return normalise(store.runs_frame(sweep=sweep), source=store.display_url)
 
 
 def drop_highest_loss(df: pd.DataFrame, k: int) -> pd.DataFrame:
@@ -87,45 +107,17 @@ def drop_highest_loss(df: pd.DataFrame, k: int) -> pd.DataFrame:
     return df.drop(index=df["loss"].nlargest(k).index).reset_index(drop=True) if k > 0 else df
 
 
-# what a row filter may contain: columns, constants, arithmetic, comparisons, and/or/not, lists for `in`
-_WHERE_NODES = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.Invert, ast.USub, ast.UAdd,
-                ast.BinOp, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.BitAnd,
-                ast.BitOr, ast.Compare, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn,
-                ast.Name, ast.Load, ast.Constant, ast.List, ast.Tuple)
-
-
-def _check_where(where: str, columns) -> None:
-    """Reject anything but a row filter on the columns: no attribute access, calls, subscripts or
-    `@variables` (pandas would evaluate `loss.to_csv('/path')`, i.e. write files)."""
-    cols = {str(c) for c in columns}
-    quoted = re.findall(r"`([^`]*)`", where)
-    expr = re.sub(r"`[^`]*`", lambda m: f"_q{quoted.index(m.group()[1:-1])}", where)
-    try:
-        tree = ast.parse(expr.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise InsufficientDataError(f"--where {where!r} is not a valid filter: {exc.msg}") from None
-    for node in ast.walk(tree):
-        if not isinstance(node, _WHERE_NODES):
-            raise InsufficientDataError(
-                f"--where {where!r} is not a valid filter: {type(node).__name__} is not allowed; use columns, numbers, strings, "
-                "comparisons, and/or/not, e.g. \"w_bits >= 2 and N > 1e6\"")
-        if isinstance(node, ast.Name) and not node.id.startswith("_q") and node.id not in cols | {"True", "False"}:
-            raise InsufficientDataError(f"--where {where!r} is not a valid filter: unknown column {node.id!r}; columns: {', '.join(sorted(cols))}")
-
-
 def apply_where(df: pd.DataFrame, where: str | None) -> pd.DataFrame:
-    """Filter with a pandas `DataFrame.query` row filter (columns, constants, comparisons, and/or/not
-    only); any problem is an InsufficientDataError with a one-line message."""
+    """Keep the rows matching a `--where` filter (`quest_lab.filters`: comparisons of columns with
+    constants, and/or/not, in [...]; nothing is evaluated as Python).  Raises InsufficientDataError."""
     if not where:
         return df
-    _check_where(where, df.columns)
+    from quest_lab.filters import FilterError, frame_schema, parse
+
     try:
-        mask = df.eval(where)
-    except Exception as exc:  # pandas raises many types (TypeError, ValueError, KeyError, …)
-        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise InsufficientDataError(f"--where {where!r} is not a valid filter: {first}") from None
-    if not (isinstance(mask, pd.Series) and pd.api.types.is_bool_dtype(mask)):
-        raise InsufficientDataError(f"--where {where!r} must be a true/false condition per run, e.g. \"w_bits >= 2\"")
+        mask = parse(where, frame_schema(df)).mask(df)
+    except FilterError as exc:
+        raise InsufficientDataError(str(exc)) from None
     return df[mask].reset_index(drop=True)
 
 
@@ -167,8 +159,9 @@ def design(df: pd.DataFrame, labels: tuple[str, ...] | None = None) -> Design:
         labels = tuple(sorted(set(df["label"]) - {BASE_LABEL}))
     index = {lab: i for i, lab in enumerate(labels)}
     idx = np.array([index.get(lab, -1) if lab != BASE_LABEL else -1 for lab in df["label"]], dtype=int)
+    group = df["G"].to_numpy(float) if "G" in df.columns else np.full(len(df), np.nan)
     return Design(
         logN=np.log(df["N"].to_numpy(float)), logD=np.log(df["D"].to_numpy(float)),
         w_bits=df["w_bits"].to_numpy(float), a_bits=df["a_bits"].to_numpy(float),
-        label_idx=idx, labels=tuple(labels), y=np.log(df["loss"].to_numpy(float)),
+        label_idx=idx, labels=tuple(labels), y=np.log(df["loss"].to_numpy(float)), group=group,
     )

@@ -10,12 +10,12 @@ subclass; `load_laws()` imports every `law_*` module of this package.
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
-from typing import ClassVar, Sequence
+from typing import ClassVar, Mapping, Sequence
 
 import numpy as np
+
+from quest_lab.registry import class_registrar, import_plugins
 
 BASE_LABEL = "bf16"  # precision label of full-precision (w = a = 16) runs; eff = 1 by definition
 
@@ -60,8 +60,9 @@ class Design:
     w_bits: np.ndarray
     a_bits: np.ndarray
     label_idx: np.ndarray  # index into `labels`; -1 for full-precision (base) runs
-    labels: tuple[str, ...]  # non-base precision labels "<quantizer>:w<w>a<a>"
+    labels: tuple[str, ...]  # non-base precision labels "<quantizer>:w<w>a<a>[b<g>][g<G>]"
     y: np.ndarray  # log of the observed loss
+    group: np.ndarray | None = None  # group size G per run (per row: the row length K; NaN: unknown)
 
     @property
     def n(self) -> int:
@@ -71,18 +72,30 @@ class Design:
     def is_base(self) -> np.ndarray:
         return self.label_idx < 0
 
+    @property
+    def groups(self) -> np.ndarray:
+        """G per run (NaN where unknown)."""
+        return np.full(self.n, np.nan) if self.group is None else self.group
+
     def subset(self, idx: np.ndarray) -> "Design":
         return Design(self.logN[idx], self.logD[idx], self.w_bits[idx], self.a_bits[idx],
-                      self.label_idx[idx], self.labels, self.y[idx])
+                      self.label_idx[idx], self.labels, self.y[idx], self.groups[idx])
 
     def with_inputs(self, N: np.ndarray, D: np.ndarray, label: str | None = None,
-                    w_bits: float = 16, a_bits: float = 16) -> "Design":
-        """A design for predictions at (N, D) for one precision label (None = base)."""
+                    w_bits: float = 16, a_bits: float = 16, group: float | np.ndarray | None = None) -> "Design":
+        """A design for predictions at (N, D) for one precision label (None = base).  `group` (G)
+        defaults to the label's group size; per row without `group` it is unknown (NaN)."""
         N, D = np.broadcast_arrays(np.asarray(N, float), np.asarray(D, float))
         k = -1 if label in (None, BASE_LABEL) else self.labels.index(label)
         n = N.size
+        if group is None:
+            from quest_lab.quant.specs import parse_precision_label
+
+            g = parse_precision_label(label).group_size if label not in (None, BASE_LABEL) else None
+            group = np.nan if g is None else float(g)
+        G = np.broadcast_to(np.asarray(group, float), N.shape).ravel().copy()
         return Design(np.log(N.ravel()), np.log(D.ravel()), np.full(n, float(w_bits)),
-                      np.full(n, float(a_bits)), np.full(n, k, dtype=int), self.labels, np.zeros(n))
+                      np.full(n, float(a_bits)), np.full(n, k, dtype=int), self.labels, np.zeros(n), G)
 
 
 def softmax_terms(*terms: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -98,6 +111,14 @@ def softmax_terms(*terms: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     return m + np.log(s), [e / s for e in exps]
 
 
+@dataclass(frozen=True)
+class LawOption:
+    """A law option (`fit --law-option NAME=VALUE`): its default and what it means."""
+
+    default: float
+    help: str
+
+
 class Law:
     """Base class.  Subclasses set `name`, `formula` and implement `specs` and `log_predict`."""
 
@@ -108,9 +129,27 @@ class Law:
     chinchilla_base: ClassVar[bool] = True
     # Whether the law uses quantized runs at all (chinchilla: no, it is fitted on 16-bit runs only).
     uses_precision: ClassVar[bool] = True
+    # The fit mode when none is asked for: "joint" (global search) or "staged" (an author's procedure).
+    default_mode: ClassVar[str] = "joint"
+    # Options the law takes (`fit --law-option NAME=VALUE`), e.g. parameter bounds.
+    OPTIONS: ClassVar[dict[str, LawOption]] = {}
 
-    def __init__(self, labels: Sequence[str] = ()) -> None:
+    def __init__(self, labels: Sequence[str] = (), options: Mapping[str, float] | None = None) -> None:
         self.labels = tuple(labels)
+        self.options = self.resolve_options(options)
+
+    @classmethod
+    def resolve_options(cls, options: Mapping[str, float] | Sequence[tuple[str, float]] | None) -> dict[str, float]:
+        """Defaults filled in; ValueError naming an unknown option or a non-finite value."""
+        given = dict(options or {})
+        unknown = sorted(set(given) - set(cls.OPTIONS))
+        if unknown:
+            allowed = ", ".join(sorted(cls.OPTIONS)) or "(none)"
+            raise ValueError(f"{cls.name} law: unknown option(s) {', '.join(unknown)}; allowed: {allowed}")
+        for k, v in given.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+                raise ValueError(f"{cls.name} law: option {k}={v!r} must be a finite number")
+        return {k: float(given.get(k, opt.default)) for k, opt in cls.OPTIONS.items()}
 
     def specs(self) -> list[ParamSpec]:
         raise NotImplementedError
@@ -125,6 +164,29 @@ class Law:
         """log L_pred (n,) and its Jacobian (n, p) for one parameter vector."""
         logp, jac = self.batch_log_predict(np.asarray(theta, float)[None, :], d)
         return logp[0], jac[0]
+
+    # -- hooks a law may override ---------------------------------------------------------------
+    def check_design(self, d: Design) -> None:
+        """Raise InsufficientDataError when the runs lack something this law needs (default: nothing)."""
+
+    def precision_blocks(self, d: Design) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Independent groups of precision parameters for the staged fit's second stage: (parameter
+        indices, run indices) per group, each fitted on its own runs with the base fixed.  Default: one
+        group holding every precision parameter and every run."""
+        prec = np.array([s.stage == "precision" for s in self.specs()])
+        return [(np.nonzero(prec)[0], np.arange(d.n))] if prec.any() else []
+
+    def precision_starts(self, d: Design, theta: np.ndarray) -> np.ndarray:
+        """Extra starts (K, p) for the precision stage, given the fitted base in `theta`; none by default."""
+        return np.empty((0, len(self.specs())))
+
+    def evidence_checks(self, d: Design) -> list[tuple[str, str, str]]:
+        """(name, severity "blocking"/"caveat", message) identifiability checks of this law on these runs."""
+        return []
+
+    def extras(self, theta: np.ndarray, d: Design, samples: np.ndarray | None, level: float) -> dict | None:
+        """Law-specific results for the payload (e.g. the qat law's weight/activation decomposition)."""
+        return None
 
     # -- helpers shared by all laws ---------------------------------------------------------
     @property
@@ -148,6 +210,16 @@ class Law:
             raise ValueError(f"{self.name} law: parameters {missing} missing from the stored fit")
         return np.array([s.internal(params[s.name]) for s in self.specs()])
 
+    def joint_starts(self, d: Design) -> np.ndarray:
+        """Extra starting points (K, p) for the joint fit that a law can compute from its structure
+        (e.g. variable projection); none by default.  The generic global search runs regardless."""
+        return np.empty((0, len(self.specs())))
+
+    def clip(self, theta: np.ndarray) -> np.ndarray:
+        """Internal parameter vectors moved inside the bounds."""
+        specs = self.specs()
+        return np.clip(theta, [s.lower for s in specs], [s.upper for s in specs])
+
     def eff_of(self, theta: np.ndarray, label: str, w_bits: float, a_bits: float) -> float:
         """Parameter efficiency of a precision (N_eff / N); NaN for laws without one."""
         return float("nan")
@@ -163,33 +235,20 @@ class Law:
 LAWS: dict[str, type[Law]] = {}
 
 
-def register_law(name: str):
-    """Class decorator: `@register_law("quest") class QuestLaw(Law): ...`."""
-
-    def deco(cls: type[Law]) -> type[Law]:
-        if name in LAWS and LAWS[name] is not cls:
-            raise ValueError(f"law {name!r} registered twice ({LAWS[name].__name__}, {cls.__name__})")
-        cls.name = name
-        LAWS[name] = cls
-        return cls
-
-    return deco
+register_law = class_registrar(LAWS, "law")  # @register_law("quest") class QuestLaw(Law): ...
 
 
 def load_laws() -> dict[str, type[Law]]:
     """Import every `law_*` module of this package (each registers its law) and return the registry."""
-    pkg = importlib.import_module(__name__.rsplit(".", 1)[0])
-    for info in pkgutil.iter_modules(pkg.__path__):
-        if info.name.startswith("law_") and info.name != "law_base":
-            importlib.import_module(f"{pkg.__name__}.{info.name}")
+    import_plugins(__name__.rsplit(".", 1)[0], lambda m: m.startswith("law_") and m != "law_base")
     return LAWS
 
 
-def get_law(name: str, labels: Sequence[str] = ()) -> Law:
+def get_law(name: str, labels: Sequence[str] = (), options: Mapping[str, float] | None = None) -> Law:
     laws = load_laws()
     if name not in laws:
         raise ValueError(f"law {name!r} is unknown; allowed: {', '.join(sorted(laws))}")
-    return laws[name](labels)
+    return laws[name](labels, options)
 
 
 # -- the chinchilla block shared by several laws ---------------------------------------------
@@ -201,7 +260,7 @@ def chinchilla_specs() -> list[ParamSpec]:
     return [
         ParamSpec("A", -10.0, 60.0, ab, log=True),
         ParamSpec("B", -10.0, 60.0, ab, log=True),
-        ParamSpec("E", -5.0, 3.0, e, log=True),
+        ParamSpec("E", -10.0, 3.0, e, log=True),  # E ≥ 4.5e-5: the QuEST paper's own fit has E = 0.0014
         ParamSpec("alpha", 0.0, 4.0, ex),
         ParamSpec("beta", 0.0, 4.0, ex),
     ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from quest_lab.analysis.law_base import Design, Law, ParamSpec, chinchilla_specs, register_law, softmax_terms
+from quest_lab.analysis.optimize import grouped_varpro
 
 EFF_LOWER, EFF_UPPER = 1e-3, 1.05
 EFF_GRID = (0.25, 0.5, 0.75, 1.0)
@@ -38,6 +39,21 @@ class QuestLaw(Law):
             rows = np.nonzero(quant)[0]
             jac[:, rows, 5 + k[rows]] = (-alpha * w1 / u)[:, rows]
         return lse, jac
+
+    def joint_starts(self, d: Design) -> np.ndarray:
+        """Global starts by variable projection: per-precision amplitudes A_g = A·eff_g^(−α) are linear
+        at fixed (α, β), so eff_g = (A_0/A_g)^(1/α) (optimize.grouped_varpro)."""
+        if not self.labels or not d.is_base.any():
+            return super().joint_starts(d)
+        K = len(self.labels)
+        out = []
+        for alpha, beta, *coef in grouped_varpro(d):
+            amp = np.maximum(np.asarray(coef[:K + 1]), 1e-300)
+            with np.errstate(over="ignore"):
+                eff = (amp[0] / amp[1:]) ** (1.0 / alpha)
+            out.append([np.log(max(amp[0], 1e-4)), np.log(max(coef[K + 1], 1e-4)), np.log(max(coef[K + 2], 1e-2)),
+                        alpha, beta, *np.nan_to_num(eff, nan=1.0, posinf=EFF_UPPER)])
+        return self.clip(np.array(out))
 
     def eff_of(self, theta: np.ndarray, label: str, w_bits: float, a_bits: float) -> float:
         return 1.0 if label not in self.labels else float(theta[5 + self.labels.index(label)])

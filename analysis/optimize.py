@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 HUBER_DELTA = 1e-3
 # Tight tolerances: the objective is ~1e-3 at the optimum, so scipy's defaults stop too early.
 LBFGS_OPTIONS = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000}
+# Multi-start search (`Problem.solve`): how many starts run to convergence (Levenberg–Marquardt, its
+# step cap), how many of those scipy polishes.  Global joint search: the steps each start gets before the cut.
+CONVERGE_KEEP, LM_MAXITER, POLISH = 16, 500, 2
+SCREEN_ITER = 30
 
 
 def huber(r: np.ndarray, delta: float) -> np.ndarray:
@@ -71,6 +75,18 @@ class Problem:
         g = np.einsum("kn,knp->kp", hp, jac[..., self.free])
         return f, g
 
+    def terms(self, X: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Log residuals (K, n), their Jacobian over the free parameters (K, n, p_free) and the
+        multiplicities of the Huber terms (K, n) for K points (weight rows `rows`)."""
+        theta = self.full(X, rows)
+        logp, jac = self.law.batch_log_predict(theta, self.d)
+        r = logp - self.d.y
+        if self.weights is None:
+            m = np.ones_like(r)
+        else:
+            m = np.broadcast_to(self.weights if self.weights.ndim == 1 else self.weights[rows], r.shape)
+        return r, jac[..., self.free], m
+
     def fun(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         f, g = self.batch_fun(x[None, :], rows=np.array([self._row]))
         return float(f[0]), g[0]
@@ -83,17 +99,25 @@ class Problem:
                            bounds=list(zip(self.lo, self.hi)), options=LBFGS_OPTIONS)
         return float(res.fun), res.x
 
-    def solve(self, starts: np.ndarray, polish: int = 5) -> tuple[np.ndarray, float]:
-        """Batched L-BFGS from every start (loose tolerances), then the `polish` best refined by
-        scipy L-BFGS-B with tight ones."""
+    def solve(self, starts: np.ndarray, screen_iter: int = 200, keep: int = CONVERGE_KEEP,
+              polish: int = POLISH) -> tuple[np.ndarray, float]:
+        """Successive halving over many starts: every start gets `screen_iter` batched L-BFGS steps
+        (loose tolerances), the `keep` best run to convergence by batched Levenberg–Marquardt (a few
+        dozen steps where L-BFGS needs thousands along the narrow a–α and b–β valleys), then the
+        `polish` best are refined by scipy L-BFGS-B (kept only where it improves)."""
         starts = np.atleast_2d(starts)
-        X, f = batched_lbfgs(self, starts, maxiter=200, ftol=1e-9, gtol=1e-8)
+        X, f = batched_lbfgs(self, starts, maxiter=screen_iter, ftol=1e-9, gtol=1e-8)
+        top = np.argsort(np.where(np.isfinite(f), f, np.inf))[:keep]
+        X, f = batched_lm(self, X[top])
         order = np.argsort(np.where(np.isfinite(f), f, np.inf))
         best_f, best_x = np.inf, None
-        for i in order[:polish]:
-            fi, xi = self.polish(X[i])
-            if np.isfinite(fi) and fi < best_f:
-                best_f, best_x = fi, xi
+        for i in order[:max(polish, 1)]:
+            if np.isfinite(f[i]) and f[i] < best_f:
+                best_f, best_x = float(f[i]), X[i]
+            if polish:
+                fi, xi = self.polish(X[i])
+                if np.isfinite(fi) and fi < best_f:
+                    best_f, best_x = fi, xi
         if best_x is None:
             raise RuntimeError(f"{self.law.name} law: every L-BFGS start failed (non-finite objective)")
         return self.full(best_x), best_f
@@ -181,6 +205,61 @@ def batched_lbfgs(problem: Problem, X0: np.ndarray, maxiter: int = 300, m: int =
     return X, f
 
 
+def batched_lm(problem: Problem, X0: np.ndarray, maxiter: int = LM_MAXITER,
+               ftol: float = 1e-13) -> tuple[np.ndarray, np.ndarray]:
+    """Levenberg–Marquardt on the sum-Huber objective, K rows at once (row k: its own weights row).
+
+    Each step solves (H + λ·diag H) d = −g with g the exact gradient and H = Jᵀ W J, W the IRLS
+    weights min(1, δ/|r|) (the Gauss–Newton model of a quadratic majorizer of Huber); coordinates on
+    a bound whose gradient points outward are held fixed, the step is clipped to the box.  A step is
+    kept only if it lowers the objective (then λ/3, else λ·4).  A row stops after two consecutive
+    kept steps that gain less than `ftol` relative, or when λ exceeds 1e10 (no descent left).
+    Returns the final points (K, p) and objectives (K,).
+    """
+    lo, hi, delta = problem.lo, problem.hi, problem.delta
+    X = np.clip(np.array(X0, float), lo, hi)
+    K, p = X.shape
+    eye = np.eye(p)
+    with np.errstate(all="ignore"):
+        r, J, m = problem.terms(X, np.arange(K))
+        f = (huber(r, delta) * m).sum(axis=1)
+    active = np.isfinite(f)
+    f = np.where(active, f, np.inf)
+    lam = np.full(K, 1e-3)
+    small = np.zeros(K, int)
+    for _ in range(maxiter):
+        idx = np.nonzero(active)[0]
+        if idx.size == 0:
+            break
+        ri, Ji, x = r[idx], J[idx], X[idx]
+        w = np.minimum(1.0, delta / np.maximum(np.abs(ri), 1e-300)) * m[idx]
+        g = np.einsum("kn,knp->kp", w * ri, Ji)
+        H = np.matmul(np.swapaxes(Ji * w[..., None], 1, 2), Ji)
+        fixed = ((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0))
+        diag = np.maximum(np.einsum("kpp->kp", H), 1e-12)
+        A = H + (lam[idx, None] * diag)[:, :, None] * eye
+        A = np.where(fixed[:, :, None] | fixed[:, None, :], 0.0, A) + fixed[:, :, None] * eye
+        gf = np.where(fixed, 0.0, g)
+        with np.errstate(all="ignore"):
+            try:
+                step = -np.linalg.solve(A, gf[..., None])[..., 0]
+            except np.linalg.LinAlgError:  # singular row: a scaled gradient step instead
+                step = -gf / diag
+            xn = np.clip(x + np.nan_to_num(step), lo, hi)
+            rn, Jn, mn = problem.terms(xn, idx)
+            fn = (huber(rn, delta) * mn).sum(axis=1)
+        ok = np.isfinite(fn) & (fn < f[idx])
+        acc, rej = idx[ok], idx[~ok]
+        gain = f[acc] - fn[ok]
+        X[acc], r[acc], J[acc], f[acc] = xn[ok], rn[ok], Jn[ok], fn[ok]
+        lam[acc] = np.maximum(lam[acc] / 3.0, 1e-12)
+        lam[rej] *= 4.0
+        small[acc] = np.where(gain <= ftol * np.maximum(f[acc], 1e-300), small[acc] + 1, 0)
+        active[acc[small[acc] >= 2]] = False
+        active[rej[lam[rej] > 1e10]] = False
+    return X, f
+
+
 def grid_starts(specs: list[ParamSpec], free: np.ndarray) -> np.ndarray:
     """Starting points over the free parameters.
 
@@ -221,6 +300,31 @@ def varpro_starts(d: Design, n_alpha: int = 40, keep: int = 3) -> np.ndarray:
     for rnorm, alpha, beta, A, B, E in rows[:keep]:
         starts.append([np.log(max(A, 1e-4)), np.log(max(B, 1e-4)), np.log(max(E, 1e-3)), alpha, beta])
     return np.array(starts)
+
+
+def grouped_varpro(d: Design, n_exp: int = 40, keep: int = 3) -> np.ndarray:
+    """Variable projection for L = A_g/N^α + B/D^β + E with one amplitude A_g per precision group
+    (g = 0 for full precision, 1 + label index otherwise), shared α, β, B, E: at fixed (α, β) the
+    model is linear in (A_0 … A_K, B, E) ≥ 0, solved by NNLS on relative residuals over an
+    n_exp × n_exp exponent grid.  Rows of the `keep` best: (α, β, A_0 … A_K, B, E).
+
+    The QuEST law is this model with A_g = A·eff_g^(−α), so the search is global over (α, β)
+    whatever the base runs' design (collinear N and D included).
+    """
+    N, D, L = np.exp(d.logN), np.exp(d.logD), np.exp(d.y)
+    K = len(d.labels)
+    groups = d.label_idx + 1
+    exps = np.linspace(0.02, 1.5, n_exp)
+    rows = []
+    for alpha in exps:
+        amp = np.zeros((d.n, K + 1))
+        amp[np.arange(d.n), groups] = N ** -alpha / L
+        for beta in exps:
+            M = np.hstack([amp, (D ** -beta / L)[:, None], (1.0 / L)[:, None]])
+            coef, rnorm = nnls(M, np.ones_like(L))
+            rows.append((rnorm, alpha, beta, coef))
+    rows.sort(key=lambda r: r[0])
+    return np.array([[alpha, beta, *coef] for _, alpha, beta, coef in rows[:keep]])
 
 
 def perturbed(theta: np.ndarray, specs: list[ParamSpec], free: np.ndarray, n: int,

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from quest_lab.analysis import derived
+from quest_lab.analysis.cost import CostModel
 from quest_lab.analysis.fit import FitResult
 from quest_lab.analysis.law_base import BASE_LABEL
 
@@ -92,7 +93,7 @@ def _curve_inputs(kind: str, value: float, n_grid: np.ndarray) -> tuple[np.ndarr
 
 def _group_title(kind: str, value: float) -> str:
     return {"D": f"D = {_short(value)} tokens", "D/N": f"D/N = {_short(value)} tokens/param",
-            "C": f"C ≈ {_short(float(f'{value:.2g}'))} FLOPs"}[kind]
+            "C": f"6ND ≈ {_short(float(f'{value:.2g}'))} FLOPs"}[kind]  # IsoFLOP bins: 6ND whatever the bits
 
 
 def loss_vs_n(runs: pd.DataFrame, fit: FitResult) -> Figure:
@@ -159,18 +160,12 @@ def _pareto(ax, x: np.ndarray, runs: pd.DataFrame, xlabel: str, title: str) -> N
     ax.legend(loc="upper right")
 
 
-def pareto_memory(runs: pd.DataFrame) -> Figure:
+def pareto(runs: pd.DataFrame, cost: CostModel) -> Figure:
+    """Loss vs the cost of each run under one cost model, its Pareto frontier; the axis names the model."""
     fig = Figure(layout="constrained")
-    x = derived.memory_bits(runs["N"], runs["w_bits"]) / 8e6
-    _pareto(fig.subplots(), x, runs, "model memory w_bits·N (MB)", "Pareto frontier: loss vs model memory")
-    return fig
-
-
-def pareto_compute(runs: pd.DataFrame) -> Figure:
-    fig = Figure(layout="constrained")
-    x = derived.training_compute(runs["N"], runs["D"], runs["w_bits"], runs["a_bits"])
-    _pareto(fig.subplots(), x, runs, "training compute 6·N·D·(w·a)/256 (BF16-equivalent FLOPs)",
-            "Pareto frontier: loss vs training compute")
+    x = np.asarray(cost.cost(runs["N"], runs["D"], runs["w_bits"], runs["a_bits"]), float)
+    _pareto(fig.subplots(), x, runs, f"{cost.title} [{cost.unit}] — cost model '{cost.name}'",
+            f"Pareto frontier: loss vs {cost.title} (cost model '{cost.name}')")
     return fig
 
 
@@ -192,7 +187,7 @@ def efficiency_bars(fit: FitResult) -> Figure:
         ax.annotate(f"{value:.2f}", (bar.get_x() + bar.get_width() / 2, value / 2), ha="center", va="center",
                     color="white", fontsize=9, fontweight="bold")
     ax.axhline(1.0, color="#111111", lw=0.8, ls="--")
-    ax.set_ylabel("efficiency per bit  eff(P)·16/P")
+    ax.set_ylabel("efficiency per bit  eff(P)·16/P  (cost model 'memory')")
     has_ci = bool(np.isfinite(table["eff_per_bit_lo"].to_numpy(float)[table["label"] != BASE_LABEL]).any())
     ax.set_title(f"Efficiency per bit ({fit.law} law; "
                  + (f"{fit.config.ci:.0%} bootstrap CIs)" if has_ci else "no CIs: fitted with --bootstrap 0)"))

@@ -1,8 +1,9 @@
 """Self-contained HTML report: PNGs inlined as base64 (no CDN, no JavaScript, opens offline),
 plus the same PNGs next to `index.html`.
 
-Sections: fit table, loss vs N with fitted curves, Pareto frontiers (memory, compute), efficiency
-per bit, derived answers, residuals, run table, provenance (sources, sweeps, code version, date).
+Sections: verdict box (answers supported / extrapolated / not identifiable, and why), fit table, loss
+vs N with fitted curves, one Pareto frontier per cost model (axis named with the model), efficiency
+per bit, derived answers per cost model, residuals, run table, provenance.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from quest_lab.analysis import derived, plots
+from quest_lab.analysis.cost import COST_MODELS
 from quest_lab.analysis.fit import FitResult
 from quest_lab.analysis.law_base import BASE_LABEL
 
@@ -37,6 +39,9 @@ figcaption{color:#555;font-size:.9rem}table{border-collapse:collapse;font-size:.
 th,td{border:1px solid #ddd;padding:.25rem .55rem;text-align:right}th{background:#f6f6f6}
 td:first-child,th:first-child{text-align:left}.warn{color:#a04000}.scroll{max-height:420px;overflow:auto}
 code{background:#f4f4f4;padding:0 .2rem}
+.verdict{border:2px solid #888;border-radius:6px;padding:.4rem 1rem;margin:1rem 0}.verdict .big{font-size:1.15rem}
+.v-supported{border-color:#2ca02c;background:#f3fbf3}.v-extrapolated{border-color:#e6a100;background:#fffaf0}
+.v-not-identifiable{border-color:#d62728;background:#fdf3f3}
 """
 
 
@@ -111,23 +116,77 @@ def predictions(runs: pd.DataFrame, fit: FitResult) -> np.ndarray:
     return out
 
 
-def derived_answers(fit: FitResult, runs: pd.DataFrame) -> str:
-    mem = float(np.median(derived.memory_bits(runs["N"], runs["w_bits"])))
-    comp = float(np.median(derived.training_compute(runs["N"], runs["D"], runs["w_bits"], runs["a_bits"])))
+def fit_runs(runs: pd.DataFrame, fit: FitResult) -> pd.DataFrame:
+    """The runs a fit can speak for: precisions it has seen (chinchilla: full precision only)."""
+    return runs[runs["label"].isin(set(fit.labels) | {BASE_LABEL})].reset_index(drop=True)
+
+
+def evidence_of(fit: FitResult, runs: pd.DataFrame) -> tuple[dict, dict, str]:
+    """The fit's answers and evidence: stored with it, or (fits stored before they existed, or fitted
+    without them) computed here from the runs, without bootstrap shares; and a note saying which."""
+    if fit.answers is not None and fit.evidence is not None:
+        return fit.answers, fit.evidence, ""
+    from quest_lab.analysis.answers import build_answers
+    from quest_lab.analysis.evidence import assess
+
+    seen = fit_runs(runs, fit)
+    answers = build_answers(fit, seen, fit.cost_models())
+    return answers, assess(fit, seen, answers), ("computed by the report from the runs shown (the stored fit "
+                                                  "predates answers and evidence; no bootstrap shares)")
+
+
+def verdict_box(evidence: dict, note: str) -> str:
+    verdict = str(evidence.get("verdict", "not identifiable"))
+    reasons = "".join(f"<li>{html.escape(str(r))}</li>" for r in evidence.get("because", []))
+    caveats = "".join(f"<li>{html.escape(c['message'])}</li>" for c in evidence.get("checks", [])
+                      if c.get("severity") == "caveat")
+    extra = "".join(f"<li>{html.escape(str(r))}</li>" for r in evidence.get("extrapolations", [])
+                    if verdict == "not identifiable")
+    scale = evidence.get("scale_note")
+    parts = [f"<div class='verdict v-{verdict.replace(' ', '-')}'><p class='big'><b>Answers "
+             f"{html.escape(verdict)}</b>, because:</p><ul>{reasons}</ul>"]
+    if scale:
+        parts.append(f"<p><b>Scale:</b> {html.escape(scale)}</p>")
+    if extra:
+        parts.append(f"<p>Also extrapolated:</p><ul>{extra}</ul>")
+    if caveats:
+        parts.append(f"<p>Caveats:</p><ul>{caveats}</ul>")
+    if note:
+        parts.append(f"<p class='sub'>{html.escape(note)}</p>")
+    return "".join(parts) + "</div>"
+
+
+def _answer_rows(block: dict) -> pd.DataFrame:
+    rows = []
+    for ans in block.get("answers", []):
+        boot = ans.get("bootstrap") or {}
+        share = boot.get("share", {})
+        gap_ci = boot.get("gap_ci")
+        rows.append({
+            "budget": ans["budget"], "budget from": ans.get("budget_source", ""), "best": ans["best"],
+            "bootstrap share": f"{share.get(ans['best'], 0):.0%} of {boot['draws']}" if share else "—",
+            "loss": ans["loss"], "N*": ans["N"], "D*": ans["D"] if ans.get("D") is not None else "∞ (data-rich)",
+            "runner-up": ans.get("runner_up") or "—",
+            "gap (CI)": (f"{ans['gap']:.3g}" + (f" [{gap_ci[0]:.3g}, {gap_ci[1]:.3g}]" if gap_ci else ""))
+            if ans.get("gap") is not None else "—",
+            "extrapolated": "; ".join(ans.get("reasons", [])) or "no",
+        })
+    return pd.DataFrame(rows)
+
+
+def answers_html(answers: dict) -> str:
+    """One table per cost model, named with its formula and citation."""
     parts = []
-    if fit.labels:
-        m = derived.optimal_precision_memory(fit, mem)
-        parts.append(f"<p><b>Memory budget</b> {mem / 8e6:.3g} MB of weights (median run), data-rich limit: "
-                     f"best precision <b>{html.escape(m['label'][0])}</b>.</p>" + _table(m))
-        c = derived.optimal_precision_compute(fit, comp)
-        parts.append(f"<p><b>Compute budget</b> {comp:.3g} BF16-equivalent FLOPs (median run): best precision "
-                     f"<b>{html.escape(c['label'][0])}</b> with its compute-optimal N and D.</p>" + _table(c))
-    else:
-        co = derived.compute_optimal(fit, comp)
-        parts.append(f"<p><b>Compute-optimal</b> at C = {comp:.3g} FLOPs: N* = {co['N']:.3g}, D* = {co['D']:.3g} "
-                     f"({co['tokens_per_param']:.3g} tokens/param), loss {co['loss']:.4g}.</p>")
-    parts.append("<p class='sub'>Memory = w_bits·N; compute (BOPs) ≈ 6·N·D·(w_bits·a_bits)/256, i.e. relative "
-                 "to a BF16 multiply; efficiency per bit = eff(P)·16/P with P = w_bits.</p>")
+    order = [n for n in COST_MODELS if n in answers] + sorted(set(answers) - set(COST_MODELS))  # stores sort keys
+    for name in order:
+        block = answers[name]
+        cm = block.get("cost_model", {})
+        parts.append(f"<h3>Cost model <code>{html.escape(name)}</code>: {html.escape(str(cm.get('formula', '')))} "
+                     f"[{html.escape(str(cm.get('unit', '')))}]</h3><p class='sub'>{html.escape(str(cm.get('citation', '')))}"
+                     f"</p>{_table(_answer_rows(block))}")
+    parts.append("<p class='sub'>Memory budgets: each precision at N = budget/w_bits in the data-rich limit (D → ∞); "
+                 "compute budgets: each precision at its loss-minimising N and D. Bootstrap share: the fraction of "
+                 "bootstrap refits that pick the same precision; gap: loss of the runner-up minus the best.</p>")
     return "\n".join(parts)
 
 
@@ -142,12 +201,13 @@ def write_report(inputs: ReportInputs) -> Path:
         makers = [
             ("loss_vs_n.png", "Loss vs model size", "Observed final eval loss (points) and the fitted law (lines).",
              lambda: plots.loss_vs_n(runs, fit)),
-            ("pareto_memory.png", "Pareto frontier: memory", "Runs no other run beats on both loss and model "
-             "memory (w_bits·N) form the frontier (orange).", lambda: plots.pareto_memory(runs)),
-            ("pareto_compute.png", "Pareto frontier: compute", "Frontier of loss vs training compute "
-             "6·N·D·(w·a)/256 (BF16-equivalent FLOPs).", lambda: plots.pareto_compute(runs)),
+            *[(f"pareto_{name}.png", f"Pareto frontier: {cm.title} (cost model '{name}')",
+               f"Runs no other run beats on both loss and cost form the frontier (orange). Cost model '{name}': "
+               f"{cm.formula} [{cm.unit}]; {cm.citation}.", lambda cm=cm: plots.pareto(runs, cm))
+              for name, cm in fit.cost_models().items()],
             ("efficiency_per_bit.png", "Efficiency per bit", "eff(P)·16/P: the precision with the highest "
-             "value gives the lowest loss at a fixed memory budget (outlined).", lambda: plots.efficiency_bars(fit)),
+             "value gives the lowest loss at a fixed memory budget (cost model 'memory', outlined).",
+             lambda: plots.efficiency_bars(fit)),
             ("residuals.png", "Residuals", "Relative residuals of the fit per run.",
              lambda: plots.residuals(runs, pred)),
         ]
@@ -174,6 +234,7 @@ def write_report(inputs: ReportInputs) -> Path:
         holdout = f"<p class='warn'>Hold-out of the largest N: {html.escape(str(fit.holdout.get('note')))}</p>"
     ci_text = (f"bootstrap {fit.config.bootstrap} resamples, {fit.config.ci:.0%} intervals" if fit.ci
                else "no confidence intervals (fitted with --bootstrap 0)")
+    answers, evidence, evidence_note = evidence_of(fit, runs)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     provenance = pd.DataFrame([
         {"item": "runs source", "value": inputs.source}, {"item": "sweeps", "value": ", ".join(sweeps) or "—"},
@@ -186,6 +247,7 @@ def write_report(inputs: ReportInputs) -> Path:
 <style>{CSS}</style></head><body>
 <h1>quest-lab report: {html.escape(fit.law)} law</h1>
 <p class="sub">{html.escape(fit.formula)} — {fit.n_runs} runs fitted, {len(runs)} runs shown, generated {now}</p>
+<section id="verdict">{verdict_box(evidence, evidence_note)}</section>
 <h2 id="fit">Fit</h2>
 <p>Objective (sum-Huber on log residuals) {fit.objective:.6g}; R² {fit.r2:.4f};
 {ci_text}.</p>
@@ -194,7 +256,7 @@ def write_report(inputs: ReportInputs) -> Path:
 <ul>{warn}</ul>
 {fig_html}
 <h2 id="answers">Derived answers</h2>
-{derived_answers(fit, runs)}
+{answers_html(answers)}
 <h2 id="eff">Efficiency table</h2>
 {_table(derived.efficiency_per_bit(fit))}
 <h2 id="runs">Runs</h2>

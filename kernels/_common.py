@@ -170,6 +170,15 @@ def check_row_kernel(k: int, block: int) -> None:
                          f"blocks of {block}); use the default two-pass LaunchConfig")
 
 
+def check_group(k: int, group_size: int | None) -> None:
+    """None (one grid per row) or a power of two >= 2 dividing K."""
+    g = group_size
+    if g is None:
+        return
+    if isinstance(g, bool) or not isinstance(g, int) or g < 2 or g & (g - 1) or k % g:
+        raise ValueError(f"group_size={g!r} must be a power of two >= 2 dividing K={k}, or None (per row)")
+
+
 def check_bits(bits: int, alpha: float) -> None:
     if not isinstance(bits, int) or not 1 <= bits <= 8:
         raise ValueError(f"bits={bits!r} must be an int in 1..8")

@@ -7,26 +7,28 @@ Only the trust mask is saved for the backward: packed, K/8 bytes per row (`mask_
 default; "bytes" saves K bytes per row and skips the in-kernel bit packing).  `config`: explicit
 launch settings (default: `default_config()`).
 `out_dtype` (e.g. the autocast dtype) makes the kernel write x̂ in that dtype directly; ∂x always
-comes back in x's dtype.
+comes back in x's dtype.  `group_size`: one grid per G consecutive rotated values (kernels/quest.py
+module doc); the backward does not depend on it (the mask carries everything).
 """
 from __future__ import annotations
 
 import torch
 
-from quest_lab.kernels._common import SUPPORTED_DTYPES, LaunchConfig, check_2d, check_bits
+from quest_lab.kernels._common import SUPPORTED_DTYPES, LaunchConfig, check_2d, check_bits, check_group
 from quest_lab.kernels.quest import MASK_FORMATS, _bwd_launch, _fwd_launch
 from quest_lab.kernels.reference import pick_block
 
 
 class _QuestFakeQuant(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, bits, alpha, trust, hadamard, block, rotated, out_dtype, round_input, config, mask_format):
+    def forward(ctx, x, bits, alpha, trust, hadamard, block, rotated, out_dtype, round_input, config, mask_format,
+                group_size):
         k = x.shape[-1]
         x2d = x.reshape(-1, k)
         if not x2d.is_contiguous():
             x2d = x2d.contiguous()
         out, mask, _ = _fwd_launch(x2d, bits, alpha, trust, block, hadamard, 0 if rotated else 1, config, out_dtype,
-                                   mask_format, round_input)
+                                   mask_format, round_input, group_size)
         ctx.save_for_backward(mask)
         ctx.meta = (block, hadamard, rotated, x.dtype, config)
         return out.view(x.shape)
@@ -40,11 +42,11 @@ class _QuestFakeQuant(torch.autograd.Function):
         if not g2d.is_contiguous():
             g2d = g2d.contiguous()
         dx = _bwd_launch(g2d, mask, block, hadamard, rotated, config, in_dtype)
-        return (dx.view(grad.shape),) + (None,) * 10
+        return (dx.view(grad.shape),) + (None,) * 11
 
 
 def _check(x: torch.Tensor, bits: int, alpha: float, block: int, hadamard: bool,
-           out_dtype: torch.dtype | None, mask_format: str = "packed") -> int:
+           out_dtype: torch.dtype | None, mask_format: str = "packed", group_size: int | None = None) -> int:
     if not isinstance(x, torch.Tensor) or x.dim() < 1:
         raise ValueError("x must be a tensor of shape (..., K)")
     if hadamard and (block < 16 or x.shape[-1] % block):
@@ -58,30 +60,32 @@ def _check(x: torch.Tensor, bits: int, alpha: float, block: int, hadamard: bool,
     tb = block if hadamard else pick_block(k)
     check_2d("x", x.detach().as_strided((1, k), (k, 1)) if x.numel() else x.reshape(-1, k), tb)  # dtype/K/device
     check_bits(bits, alpha)
+    check_group(k, group_size)
     return tb
 
 
 def quest_fake_quant(x: torch.Tensor, bits: int, alpha: float, trust: float | None = None,
                      hadamard: bool = True, block: int = 128, out_dtype: torch.dtype | None = None,
                      round_input: bool = False, config: LaunchConfig | None = None,
-                     mask_format: str = "packed") -> torch.Tensor:
+                     mask_format: str = "packed", group_size: int | None = None) -> torch.Tensor:
     """QuEST fake quantization along the last dim, de-rotated: Q(x·H)·Hᵀ (x's shape; `out_dtype`,
     default x's dtype).
 
-    One scale per row of (..., K) (tokens for activations, output rows for a weight (N, K)).
+    One scale per row of (..., K) (tokens for activations, output rows for a weight (N, K)), or per
+    group of `group_size` consecutive rotated values.
     hadamard=False: no rotation (plain Gaussian clip + trust mask).  trust=None: half a step.
     round_input: quantize bf16(x) (an fp32 x rounded on load; ∂x is still the masked gradient).
     """
-    tb = _check(x, bits, alpha, block, hadamard, out_dtype, mask_format)
+    tb = _check(x, bits, alpha, block, hadamard, out_dtype, mask_format, group_size)
     return _QuestFakeQuant.apply(x, bits, alpha, trust, hadamard, tb, False, out_dtype, round_input, config,
-                                 mask_format)
+                                 mask_format, group_size)
 
 
 def quest_fake_quant_rotated(x: torch.Tensor, bits: int, alpha: float, trust: float | None = None,
                              block: int = 128, out_dtype: torch.dtype | None = None,
                              round_input: bool = False, config: LaunchConfig | None = None,
-                             mask_format: str = "packed") -> torch.Tensor:
+                             mask_format: str = "packed", group_size: int | None = None) -> torch.Tensor:
     """Like `quest_fake_quant` but returns the rotated-domain Q(x·H) (for GEMMs in the rotated basis)."""
-    tb = _check(x, bits, alpha, block, True, out_dtype, mask_format)
+    tb = _check(x, bits, alpha, block, True, out_dtype, mask_format, group_size)
     return _QuestFakeQuant.apply(x, bits, alpha, trust, True, tb, True, out_dtype, round_input, config,
-                                 mask_format)
+                                 mask_format, group_size)

@@ -13,6 +13,13 @@ what `config_for` picks for unrounded fp32 rows of ≤ 8 blocks (measured faster
 row-tiled backward (`_quest_bwd_kernel_rows`) run with LaunchConfig(two_pass=False) and need K ≤ 128
 blocks.
 
+Groups (`group_size` G, docs/design.md §3): the grid (σ, s, Δ, T·σ) is per group of G consecutive
+rotated values.  G a multiple of the block: every group is a union of whole blocks, so the (M, K)
+tensor is quantized as the (M·K/G, G) tensor with one grid per row: the same kernels, a view.  G
+smaller than the block: the two-pass kernel with SUBGROUP = G skips pass 1 and takes σ per group from
+the rotated tile itself ([ROWS, BLOCK] → [ROWS, BLOCK/G, G] sums); its de-rotation multiplies the
+(no longer uniformly scaled) x̂ by H in fp32.  Δ then comes back per group, (M, K/G).
+
 Mask formats: "packed" (M, K/8) uint8, element 8i + j is bit j of byte i (the reference's
 `pack_mask`; what autograd saves by default), or "bytes" (M, K) uint8 0/1 (8× the saved memory,
 no in-kernel bit packing).  Torch references: `quest_lab.kernels.reference`.
@@ -26,7 +33,7 @@ import torch
 import triton
 import triton.language as tl
 
-from quest_lab.kernels._common import (LaunchConfig, _hadamard_pm1, _hdot, check_2d, check_bits,
+from quest_lab.kernels._common import (LaunchConfig, _hadamard_pm1, _hdot, check_2d, check_bits, check_group,
                                        check_row_kernel, config_for, default_config, interpreting, num_sms,
                                        resolve_modes,
                                        tile_rows)
@@ -109,18 +116,44 @@ def _masked_grad(g, keep, h, h_in, h_bf, inv_sqrt_b, HAD: tl.constexpr, PRE_ROT:
 
 
 @triton.jit
+def _expand_groups(v, ROWS: tl.constexpr, NG: tl.constexpr, G: tl.constexpr):
+    """[ROWS, NG] → [ROWS, NG·G]: each group's value repeated over its G columns."""
+    return tl.reshape(tl.broadcast_to(v[:, :, None], (ROWS, NG, G)), (ROWS, NG * G))
+
+
+@triton.jit
+def _subgroup_grid(y, alpha, trust, LEVELS: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr,
+                   SUBGROUP: tl.constexpr, FAST_DIV: tl.constexpr):
+    """QuEST's grid with σ per group of SUBGROUP columns of the rotated tile y [ROWS, BLOCK]:
+    (j, q, keep, Δ per group [ROWS, BLOCK/SUBGROUP])."""
+    NG: tl.constexpr = BLOCK // SUBGROUP
+    ss = tl.sum(tl.reshape(y * y, (ROWS, NG, SUBGROUP)), axis=2)
+    sig_g = tl.sqrt_rn(ss / SUBGROUP)
+    d_g = (2.0 * (alpha * sig_g + 1e-8)) / (LEVELS - 1)
+    sig = _expand_groups(sig_g, ROWS, NG, SUBGROUP)
+    s = alpha * sig + 1e-8
+    delta = (2.0 * s) / (LEVELS - 1)
+    j = _grid_round(y, s, delta, tl.div_rn(tl.full([ROWS, BLOCK], 1.0, tl.float32), delta), LEVELS, FAST_DIV)
+    q = (j - 0.5) * delta
+    return j, q, tl.abs(q - y) <= trust * sig, d_g
+
+
+@triton.jit
 def _quest_fwd_kernel(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha, trust, inv_sqrt_b,
                       LEVELS: tl.constexpr, BLOCK: tl.constexpr, LOG2B: tl.constexpr,
                       ROWS: tl.constexpr, HAD: tl.constexpr, OUT: tl.constexpr,
                       SPLIT: tl.constexpr, EXACT_CODES: tl.constexpr, MASK_MODE: tl.constexpr,
-                      FAST_DIV: tl.constexpr):
+                      FAST_DIV: tl.constexpr, SUBGROUP: tl.constexpr = 0):
     """OUT: what is written (see `OUT_MODES`): 0 = x̂ rotated, 1 = x̂ de-rotated, 2 = codes 2j − 1,
     3 = offset codes j − 1 (codes: `scale` holds Δ/2, else Δ).
-    MASK_MODE: 0 = packed by reshape + sum, 1 = packed by a dot with byte weights, 2 = one byte."""
+    MASK_MODE: 0 = packed by reshape + sum, 1 = packed by a dot with byte weights, 2 = one byte.
+    SUBGROUP: 0 = one grid per row (σ from pass 1); G < BLOCK = one grid per G rotated values (no
+    pass 1; `scale` is (M, K/G))."""
     r = tl.arange(0, ROWS)
     col = tl.arange(0, BLOCK)
     h, h_in = _hadamard_operands(x_ptr, BLOCK, LOG2B, HAD, SPLIT)
     h16 = h.to(tl.float16)
+    h_bf = h.to(tl.bfloat16)
     bcol = tl.arange(0, BLOCK // 8)
     if MASK_MODE == 1:  # byte weights: column i of pw has 2^j at row 8i + j
         pw = tl.where((col[:, None] // 8) == bcol[None, :], 1 << (col[:, None] % 8), 0).to(tl.float32)
@@ -135,19 +168,21 @@ def _quest_fwd_kernel(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha, trus
         base = row.to(tl.int64)[:, None] * K + col[None, :]
         # pass 1: σ² = mean of squares of the unrotated row (= of the rotated row); keep x in L2
         ss = tl.zeros([ROWS], dtype=tl.float32)
-        for b in range(NB):
-            xv = tl.load(x_ptr + base + b * BLOCK, mask=rok[:, None], other=0.0, eviction_policy="evict_last")
-            if SPLIT == 4:
-                xv = xv.to(tl.bfloat16)
-            xv = xv.to(tl.float32)
-            ss += tl.sum(xv * xv, axis=1)
+        if SUBGROUP == 0:
+            for b in range(NB):
+                xv = tl.load(x_ptr + base + b * BLOCK, mask=rok[:, None], other=0.0, eviction_policy="evict_last")
+                if SPLIT == 4:
+                    xv = xv.to(tl.bfloat16)
+                xv = xv.to(tl.float32)
+                ss += tl.sum(xv * xv, axis=1)
         sigma = tl.sqrt_rn(ss / K)
         s1 = alpha * sigma + 1e-8
         d1 = (2.0 * s1) / (LEVELS - 1)
-        if OUT >= 2:
-            tl.store(scale_ptr + row, 0.5 * d1, mask=rok)
-        else:
-            tl.store(scale_ptr + row, d1, mask=rok)
+        if SUBGROUP == 0:
+            if OUT >= 2:
+                tl.store(scale_ptr + row, 0.5 * d1, mask=rok)
+            else:
+                tl.store(scale_ptr + row, d1, mask=rok)
         s = s1[:, None]
         delta = d1[:, None]
         tsig = (trust * sigma)[:, None]
@@ -164,13 +199,27 @@ def _quest_fwd_kernel(x_ptr, out_ptr, mask_ptr, scale_ptr, M, K, NB, alpha, trus
                 y = x.to(tl.bfloat16).to(tl.float32)
             else:
                 y = x.to(tl.float32)
-            j = _grid_round(y, s, delta, inv_delta, LEVELS, FAST_DIV)
-            q = (j - 0.5) * delta
-            keep = tl.abs(q - y) <= tsig
+            if SUBGROUP == 0:
+                j = _grid_round(y, s, delta, inv_delta, LEVELS, FAST_DIV)
+                q = (j - 0.5) * delta
+                keep = tl.abs(q - y) <= tsig
+            else:
+                j, q, keep, d_g = _subgroup_grid(y, alpha, trust, LEVELS, ROWS, BLOCK, SUBGROUP, FAST_DIV)
+                gcol = tl.arange(0, BLOCK // SUBGROUP)
+                goffs = row.to(tl.int64)[:, None] * (K // SUBGROUP) + b * (BLOCK // SUBGROUP) + gcol[None, :]
+                if OUT >= 2:
+                    tl.store(scale_ptr + goffs, 0.5 * d_g, mask=rok[:, None])
+                else:
+                    tl.store(scale_ptr + goffs, d_g, mask=rok[:, None])
             if OUT == 0:
                 out = q
             elif OUT == 1:
-                out = _derotate_codes(j, h, h16, dscale, EXACT_CODES)
+                if SUBGROUP == 0:
+                    out = _derotate_codes(j, h, h16, dscale, EXACT_CODES)
+                elif EXACT_CODES:  # Δ differs between the block's groups: x̂·H in fp32
+                    out = tl.dot(q, h, input_precision="ieee") * inv_sqrt_b
+                else:
+                    out = _hdot(q, h, h_bf, 3) * inv_sqrt_b
             elif OUT == 2:
                 out = 2.0 * j - 1.0
             else:
@@ -312,10 +361,12 @@ CODE_DTYPES = (torch.int8, torch.float8_e4m3fn)
 
 @functools.lru_cache(maxsize=256)
 def _fwd_plan(k: int, dtype: torch.dtype, bits: int, block: int, hadamard: bool, out_mode: int,
-              mask_format: str, config: LaunchConfig | None, device: torch.device, round_input: bool = False):
-    """Everything about a forward launch except M (cached: keeps host time per call low)."""
+              mask_format: str, config: LaunchConfig | None, device: torch.device, round_input: bool = False,
+              subgroup: int = 0):
+    """Everything about a forward launch except M (cached: keeps host time per call low).
+    `subgroup`: a group size smaller than the block (0: per row); only the two-pass kernel has it."""
     nb = k // block
-    one_pass_ok = out_mode < 2 and not round_input
+    one_pass_ok = out_mode < 2 and not round_input and not subgroup
     cfg = config_for(nb, dtype, config, one_pass_ok=one_pass_ok)
     split_in, _, exact = resolve_modes(dtype, cfg, round_input)
     common = dict(LEVELS=2**bits, BLOCK=block, LOG2B=int(math.log2(block)), HAD=bool(hadamard),
@@ -323,24 +374,26 @@ def _fwd_plan(k: int, dtype: torch.dtype, bits: int, block: int, hadamard: bool,
     out_mode = out_mode if hadamard or out_mode != 1 else 0  # nothing to de-rotate
     if cfg.two_pass:
         mode = 2 if mask_format == "bytes" else (1 if cfg.pack == 1 and block >= 128 else 0)
-        return (_quest_fwd_kernel, dict(common, OUT=out_mode, ROWS=cfg.rows, MASK_MODE=mode, FAST_DIV=cfg.fast_div),
-                cfg.rows, _max_programs(cfg, device))
+        return (_quest_fwd_kernel, dict(common, OUT=out_mode, ROWS=cfg.rows, MASK_MODE=mode, FAST_DIV=cfg.fast_div,
+                                        SUBGROUP=subgroup), cfg.rows, _max_programs(cfg, device))
     if mask_format != "packed" or not one_pass_ok:
         if config is None:  # automatic choice: the two-pass kernel writes every format
             return _fwd_plan(k, dtype, bits, block, hadamard, out_mode, mask_format, default_config(), device,
-                             round_input)
+                             round_input, subgroup)
         raise ValueError("the one-pass forward (two_pass=False) only writes x̂ (no codes) with the packed "
-                         "mask from an unrounded input; use the default two-pass LaunchConfig")
+                         "mask from an unrounded input, one grid per row or per group of >= block; use the "
+                         "default two-pass LaunchConfig")
     check_row_kernel(k, block)
     rows, nbp = tile_rows(nb, cfg)
     return (_quest_fwd_kernel_1pass, dict(common, DEROT=out_mode == 1, ROWS=rows, NBP=nbp), rows,
             _max_programs(cfg, device))
 
 
-def _check_fwd(x2d, bits, alpha, block, hadamard, mask_format) -> int:
+def _check_fwd(x2d, bits, alpha, block, hadamard, mask_format, group_size=None) -> int:
     block = _tile_block(x2d, block, hadamard)
     check_2d("x2d", x2d, block)
     check_bits(bits, alpha)
+    check_group(x2d.shape[1], group_size)
     if mask_format not in MASK_FORMATS:
         raise ValueError(f"mask_format={mask_format!r} must be one of {MASK_FORMATS}")
     return block
@@ -349,20 +402,21 @@ def _check_fwd(x2d, bits, alpha, block, hadamard, mask_format) -> int:
 def quest_quantize_fwd(x2d: torch.Tensor, bits: int, alpha: float, trust: float | None = None,
                        block: int = 128, hadamard: bool = True, derotate: bool = False,
                        config: LaunchConfig | None = None, out_dtype: torch.dtype | None = None,
-                       mask_format: str = "packed", round_input: bool = False):
-    """QuEST forward on rows of x2d (M, K): returns (x̂, mask, Δ (M,) fp32).
+                       mask_format: str = "packed", round_input: bool = False, group_size: int | None = None):
+    """QuEST forward on rows of x2d (M, K): returns (x̂, mask, Δ (M,) fp32; (M, K/G) with `group_size` G).
 
     x̂ has `out_dtype` (default: x2d's dtype) and lies in the rotated domain (Q(x·H));
     `derotate=True` returns Q(x·H)·Hᵀ instead (same mask and Δ).  trust=None: half a step
     (α/(2^b − 1) in σ units).  mask_format "packed": (M, K//8) uint8 bits; "bytes": (M, K) uint8 0/1.
     hadamard=False: no rotation; `block` is then only the tile width (any K multiple of 16 works).
     round_input: quantize bf16(x) instead of an fp32 x (what autocast feeds a bf16 GEMM).
+    group_size: one grid per G consecutive rotated values (a power of two dividing K; None or K: per row).
     """
-    block = _check_fwd(x2d, bits, alpha, block, hadamard, mask_format)
+    block = _check_fwd(x2d, bits, alpha, block, hadamard, mask_format, group_size)
     if out_dtype is not None and out_dtype not in (torch.float32, torch.float16, torch.bfloat16):
         raise TypeError(f"out_dtype={out_dtype} must be float32, float16 or bfloat16")
     return _fwd_launch(x2d, bits, alpha, trust, block, hadamard, OUT_MODES["derotated" if derotate else "rotated"],
-                       config, out_dtype, mask_format, round_input)
+                       config, out_dtype, mask_format, round_input, group_size)
 
 
 def code_mode(bits: int, code_dtype: torch.dtype) -> str:
@@ -396,18 +450,25 @@ def quest_quantize_codes(x2d: torch.Tensor, bits: int, alpha: float, trust: floa
 
 
 def _fwd_launch(x2d, bits, alpha, trust, block, hadamard, out_mode, config, out_dtype, mask_format,
-                round_input=False):
+                round_input=False, group=None):
     """Unchecked launch (autograd calls this directly after its own cheap checks)."""
     if trust is None:
         trust = default_trust(bits, alpha)
     m, k = x2d.shape
+    subgroup = 0
+    if group is not None and group != k:
+        if group >= block:  # whole blocks per group: one grid per row of the (M·K/G, G) view
+            out, mask, scale = _fwd_launch(x2d.view(-1, group), bits, alpha, trust, block, hadamard, out_mode, config,
+                                           out_dtype, mask_format, round_input)
+            return out.view(m, k), mask.view(m, -1), scale.view(m, k // group)
+        subgroup = group
     if round_input and x2d.dtype == torch.float32 and interpreting():
         x2d = x2d.to(torch.bfloat16).float()  # the interpreter's bf16 is unreliable: round here instead
     kernel, meta, rows, cap = _fwd_plan(k, x2d.dtype, bits, block, hadamard, out_mode, mask_format,
-                                        config, x2d.device, round_input and x2d.dtype == torch.float32)
+                                        config, x2d.device, round_input and x2d.dtype == torch.float32, subgroup)
     out = torch.empty((m, k), dtype=out_dtype or x2d.dtype, device=x2d.device)
     mask = torch.empty((m, k if mask_format == "bytes" else k // 8), dtype=torch.uint8, device=x2d.device)
-    scale = torch.empty((m,), dtype=torch.float32, device=x2d.device)
+    scale = torch.empty((m, k // subgroup) if subgroup else (m,), dtype=torch.float32, device=x2d.device)
     if m == 0:
         return out, mask, scale
     kernel[_grid(triton.cdiv(m, rows), cap)](

@@ -11,6 +11,8 @@ Quantization math (docs/design.md §3), per row of the (block-Hadamard-rotated) 
 x̂ takes exactly the 2^b values linspace(−s, s, 2^b).  The mask is packed 8 elements per byte,
 little-endian within the byte (element 8i + j is bit j of byte i), shape (M, K // 8), uint8.
 
+With `group` G the grid is per group of G consecutive values of y (Δ comes back as (M, K/G)).
+
 The references compute in float32 for float16/bfloat16/float32 inputs and in float64 for float64
 inputs (use float64 to measure the kernels' own error).
 """
@@ -56,22 +58,25 @@ def _work_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def quest_quantize_fwd_ref(x2d: torch.Tensor, bits: int, alpha: float, trust: float | None = None,
-                           block: int = 128, hadamard: bool = True):
+                           block: int = 128, hadamard: bool = True, group: int | None = None):
     """Reference of `quest_quantize_fwd`: (x̂ in the rotated domain (x's dtype), packed mask, Δ per row).
 
-    Δ (float32 / float64, shape (M,)) is the grid step: x̂ = (j − ½)·Δ with integer j.
+    Δ (float32 / float64, shape (M,); (M, K/G) per group) is the grid step: x̂ = (j − ½)·Δ with integer j.
     """
-    q, mask, delta = _fwd_ref_work(x2d, bits, alpha, trust, block, hadamard)
+    q, mask, delta = _fwd_ref_work(x2d, bits, alpha, trust, block, hadamard, group)
     return q.to(x2d.dtype), pack_mask(mask), delta
 
 
-def _fwd_ref_work(x2d, bits, alpha, trust, block, hadamard):
+def _fwd_ref_work(x2d, bits, alpha, trust, block, hadamard, group=None):
     """(x̂ in the working precision, bool mask, Δ)."""
     y = x2d.to(_work_dtype(x2d.dtype))
     if hadamard:
         y = hadamard_transform(y, block)
-    g = quest_grid(y, bits, alpha, trust)
-    return g.q, g.mask, g.delta.squeeze(-1)
+    if group is None or group == y.shape[-1]:
+        g = quest_grid(y, bits, alpha, trust)
+        return g.q, g.mask, g.delta.squeeze(-1)
+    g = quest_grid(y.unflatten(-1, (y.shape[-1] // group, group)), bits, alpha, trust)
+    return g.q.flatten(-2), g.mask.flatten(-2), g.delta.squeeze(-1)
 
 
 def quest_codes_ref(x2d: torch.Tensor, bits: int, alpha: float, trust: float | None = None,
@@ -121,10 +126,11 @@ def quest_quantize_bwd_ref(grad: torch.Tensor, mask: torch.Tensor, block: int = 
 
 
 def quest_fake_quant_ref(x: torch.Tensor, bits: int, alpha: float, trust: float | None = None,
-                         hadamard: bool = True, block: int = 128, rotated: bool = False) -> torch.Tensor:
+                         hadamard: bool = True, block: int = 128, rotated: bool = False,
+                         group: int | None = None) -> torch.Tensor:
     """Forward value of `quest_fake_quant` (no autograd): Q(x·H)·Hᵀ, or Q(x·H) if `rotated`."""
     k = x.shape[-1]
-    q, _, _ = _fwd_ref_work(x.reshape(-1, k), bits, alpha, trust, block, hadamard)
+    q, _, _ = _fwd_ref_work(x.reshape(-1, k), bits, alpha, trust, block, hadamard, group)
     if hadamard and not rotated:
         q = hadamard_transform(q, block)
     return q.to(x.dtype).reshape(x.shape)

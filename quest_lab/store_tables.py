@@ -3,7 +3,10 @@
 `runs` holds one row per run_id (status pending/running/completed/diverged/failed, the resolved
 config as JSON, the numbers a fit needs, timings, host, versions, error text); `sweep_runs` says
 which sweeps contain which runs (a run shared by two grids is trained once); `curves` holds the
-downsampled train/eval loss curves; `fits` the stored law fits; `schema_version` the table layout.
+downsampled train/eval loss curves; `fits` the stored law fits; `schema_version` the pre-Alembic layout
+number (kept for older readers).  The tables are created and changed only by the Alembic migrations in
+`quest_lab/migrations/versions/` (a change here needs a new migration; `tests/test_migrations.py` checks
+that the migrated schema matches these classes).
 """
 from __future__ import annotations
 
@@ -47,6 +50,9 @@ class RunRow(Base):
     w_bits: Mapped[float | None] = mapped_column(Float, nullable=True)
     a_bits: Mapped[float | None] = mapped_column(Float, nullable=True)
     quantizer: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Migration 0003: backward (gradient) bits (16 = not quantized) and the group size (null = per row).
+    g_bits: Mapped[float | None] = mapped_column(Float, nullable=True)
+    group_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
     precision: Mapped[str | None] = mapped_column(String(64), nullable=True)
     seed: Mapped[int | None] = mapped_column(Integer, nullable=True)
     final_eval_loss: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -60,6 +66,9 @@ class RunRow(Base):
     device: Mapped[str | None] = mapped_column(String(64), nullable=True)
     hardware: Mapped[str | None] = mapped_column(Text, nullable=True)
     host: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Claim (migration 0002): the driver that holds the run while it trains, and its last heartbeat.
+    owner: Mapped[str | None] = mapped_column(String(200), index=True, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     versions: Mapped[str] = mapped_column(Text, default="{}")
     data_identity: Mapped[str | None] = mapped_column(String(128), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -4,9 +4,11 @@ No database access: the caller (a sweep driver, the CLI) decides what to do with
 Divergence (NaN/inf loss, or a loss blow-up) is an outcome, not an exception: it returns
 status "diverged".  Real errors (bad corpus, out of memory, bugs) raise.
 
-Recipe (docs/design.md §2): AdamW β = (0.9, 0.95), weight decay on linear weights only, grad clip 1.0,
-one-cycle cosine schedule (linear warm-up from LR/100 over `warmup_frac` of the steps, cosine decay
-to `final_lr_frac`·LR), bf16 autocast on CUDA, fp32 on CPU.
+Recipe (docs/design.md §2), as the QuEST reference trains (IST-DASLab/QuEST src/main.py and
+src/models/base.py `get_parameter_group_specs`): AdamW β = (0.9, 0.95); weight decay on the linear
+weights inside the blocks only (not lm_head, embeddings, norms or quantizer state); grad clip 1.0;
+PyTorch's `OneCycleLR(anneal_strategy="cos", div_factor=100)` schedule (cosine warm-up from LR/100
+over `warmup_frac` of the steps, cosine decay to `final_lr_frac`·LR); bf16 autocast on CUDA, fp32 on CPU.
 """
 from __future__ import annotations
 
@@ -32,30 +34,64 @@ MAX_CURVE_POINTS = 200
 ProgressFn = Callable[[int, int, float, float], None]
 
 
+WARMUP_DIV_FACTOR = 100.0  # initial LR = peak / this (the reference's OneCycleLR div_factor=1e2)
+
+
+def _cos_anneal(start: float, end: float, pct: float) -> float:
+    """Cosine from `start` (pct 0) to `end` (pct 1): PyTorch's `OneCycleLR._annealing_cos`."""
+    return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+
+
 def lr_at(step: int, total: int, peak: float, warmup_frac: float, final_frac: float) -> float:
-    """One-cycle cosine: warm-up from peak/100 to peak, then cosine decay to final_frac·peak."""
-    warmup = int(round(warmup_frac * total))
-    if step < warmup:
-        start = peak / 100
-        return start + (peak - start) * step / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return final_frac * peak + (1 - final_frac) * peak * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    """LR of 0-based optimizer step `step` of `total`: exactly what
+    `torch.optim.lr_scheduler.OneCycleLR(max_lr=peak, total_steps=total, pct_start=warmup_frac,
+    anneal_strategy="cos", div_factor=100, final_div_factor=1/(100·final_frac))` gives after `step`
+    scheduler steps, as the QuEST reference uses it (src/main.py; final_div_factor 0.1 = final_frac 0.1).
+
+    Phase 1 ends at step e = warmup_frac·total − 1 (a float): cosine from peak/100 up to peak;
+    phase 2 from e to total − 1: cosine from peak down to final_frac·peak.  Two edges PyTorch leaves
+    undefined are defined here: a phase 1 of zero length (e = 0) gives peak/100 at step 0 (PyTorch
+    divides by zero), and steps ≥ total give the final LR (PyTorch raises past `total`).
+    """
+    if total < 1 or step < 0:
+        raise ValueError(f"lr_at needs total >= 1 and step >= 0; got step={step!r}, total={total!r}")
+    initial, final = peak / WARMUP_DIV_FACTOR, final_frac * peak
+    warm_end = float(warmup_frac * total) - 1
+    if step <= warm_end:
+        return _cos_anneal(initial, peak, step / warm_end if warm_end > 0 else 0.0)
+    span = (total - 1) - warm_end
+    pct = (step - warm_end) / span if span > 0 else 1.0
+    return _cos_anneal(peak, final, min(pct, 1.0))
 
 
-def make_optimizer(model: Llama, lr: float, weight_decay: float, fused: bool) -> torch.optim.AdamW:
-    """AdamW with weight decay on linear weights only (not embeddings, norms or quantizer state)."""
+def param_groups(model: Llama, weight_decay: float) -> list[dict]:
+    """AdamW groups: weight decay on the 2-D weights of the linear layers inside the blocks; none on
+    the output head (`lm_head`), embeddings, norms, biases or quantizer state (e.g. LSQ steps).
+
+    The reference (IST-DASLab/QuEST src/models/base.py, `get_parameter_group_specs`) decays
+    `nn.Linear`/`QuantizedLinear` weights and moves `lm_head.weight` to the no-decay group.  One
+    difference: there an LSQ step named `alpha_weight` inside a `QuantizedLinear` ends in "weight"
+    and so is decayed; here quantizer state never is.
+    """
+    head = {id(p) for p in model.lm_head.parameters()}
     quant = {id(p) for m in model.modules() if isinstance(m, Quantizer) for p in m.parameters()}
     decay, no_decay = [], []
     for m in model.modules():
         for p in m.parameters(recurse=False):
             if id(p) in quant or not p.requires_grad:
                 continue
-            (decay if isinstance(m, nn.Linear) and p.dim() == 2 else no_decay).append(p)
+            is_block_linear = isinstance(m, nn.Linear) and p.dim() == 2 and id(p) not in head
+            (decay if is_block_linear else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     quant_params = [p for m in model.modules() if isinstance(m, Quantizer) for p in m.parameters()]
     if quant_params:
         groups.append({"params": quant_params, "weight_decay": 0.0})
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), fused=fused)
+    return groups
+
+
+def make_optimizer(model: Llama, lr: float, weight_decay: float, fused: bool) -> torch.optim.AdamW:
+    """AdamW β = (0.9, 0.95) over `param_groups` (decay on the blocks' linear weights only)."""
+    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.95), fused=fused)
 
 
 def _downsample(curve: list[tuple[int, int, float]], n: int = MAX_CURVE_POINTS) -> list[tuple[int, int, float]]:
@@ -132,6 +168,8 @@ def train(config: RunConfig, progress: ProgressFn | None = None) -> RunResult:
     total_steps = max(1, round(config.token_budget / tokens_per_step))
     gen = torch.Generator().manual_seed(config.seed)
 
+    # quantizers whose forward depends on how far training is (SLB's temperature): told before each step
+    progress_hooks = [m for m in model.modules() if callable(getattr(m, "set_progress", None))]
     train_curve: list[tuple[int, int, float]] = []
     eval_curve: list[tuple[int, int, float]] = []
     status, error, initial_loss, loss_val = "completed", None, None, float("nan")
@@ -142,6 +180,8 @@ def train(config: RunConfig, progress: ProgressFn | None = None) -> RunResult:
         lr = lr_at(step - 1, total_steps, peak_lr, config.warmup_frac, config.final_lr_frac)
         for group in opt.param_groups:
             group["lr"] = lr
+        for m in progress_hooks:
+            m.set_progress((step - 1) / total_steps)
         x, y = train_batch(stream, config.batch_size, config.seq_len, gen)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with _autocast(device):
@@ -167,6 +207,8 @@ def train(config: RunConfig, progress: ProgressFn | None = None) -> RunResult:
             eval_curve.append((step, step * tokens_per_step, evaluate(model, stream, config, device)))
 
     train_time = time.perf_counter() - t_train
+    for m in progress_hooks:
+        m.set_progress(1.0)  # training is over: e.g. SLB weights are hard from here on
     tokens_seen = step * tokens_per_step
     final_eval = None
     if status == "completed":

@@ -45,6 +45,14 @@ def compile_training_path(arch: int = 90) -> int:
                                           CPU, True)
         _compile(kernel, {"x_ptr": "*fp32", "out_ptr": PTR[out_dtype], **FWD_SIG}, meta, arch)
         n += 1
+    # group sizes inside a Hadamard block (issue 15): the two-pass kernel's SUBGROUP mode, rotated bf16
+    # output (training) and de-rotated fp32 (the fp32 x̂·H split dot); groups >= block are a view
+    for subgroup, (dtype, out_dtype, derot, rnd) in itertools.product(
+            (32, 8), ((torch.float32, torch.bfloat16, False, True), (torch.float32, torch.float32, True, False))):
+        kernel, meta, _, _ = kq._fwd_plan(1024, dtype, 4, 128, True, int(derot), "packed", None, CPU, rnd, subgroup)
+        assert meta["SUBGROUP"] == subgroup
+        _compile(kernel, {"x_ptr": PTR[dtype], "out_ptr": PTR[out_dtype], **FWD_SIG}, meta, arch)
+        n += 1
     for code_dtype, (mult, off) in itertools.product((torch.int8, torch.float8_e4m3fn), ((1, 0), (2, 1))):
         _compile(kl._dequant_kernel, {"c_ptr": PTR[code_dtype], "s_ptr": "*fp32", "out_ptr": "*bf16", "n": "i32",
                                       "K": "i32"}, dict(MULT=mult, OFF=off, BLOCK=1024), arch)

@@ -10,42 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from quest_lab.analysis import get_law, normalise
-from quest_lab.analysis.data import design
+from synthetic import SMOKE_TRUTH, smoke_frame
 
 runner = CliRunner()
 CHINCHILLA = Path(__file__).resolve().parent / "data" / "chinchilla_epoch_svg_extracted.csv"
-SMOKE_TRUTH = {"A": 60.0, "B": 30.0, "E": 1.5, "alpha": 0.3, "beta": 0.35,
-               "eff[quest:w2a2]": 0.35, "eff[quest:w3a3]": 0.6, "eff[quest:w4a4]": 0.8}
-
-
-def smoke_frame(seed: int = 0, noise: float = 0.01) -> pd.DataFrame:
-    """Like the CPU smoke sweep: 3 sizes × (W2A2, W3A3, W4A4, BF16) × 2 token budgets, losses 2.5–4.5."""
-    rows = [dict(run_id=f"run{i:02d}", N=N, D=D, quantizer="quest", w_bits=w, a_bits=w)
-            for i, (N, D, w) in enumerate((N, D, w) for N in (2.0e5, 8.0e5, 3.2e6)
-                                          for D in (65536, 131072) for w in (2, 3, 4, 16))]
-    df = normalise(pd.DataFrame(rows).assign(loss=1.0))
-    d = design(df)
-    law = get_law("quest", d.labels)
-    clean = law.predict(law.from_public(SMOKE_TRUTH), d)
-    loss = clean * np.exp(np.random.default_rng(seed).normal(0, noise, len(df)))
-    return df.drop(columns=["label"]).assign(loss=loss)
-
-
-@pytest.fixture
-def smoke_csv(tmp_path) -> Path:
-    path = tmp_path / "runs.csv"
-    smoke_frame().to_csv(path, index=False)
-    return path
-
-
-@pytest.fixture
-def smoke_store(tmp_path) -> str:
-    from quest_lab.store import Store
-
-    url = f"sqlite:///{tmp_path / 'results.db'}"
-    Store(url).import_runs("smoke", "test", smoke_frame().to_dict("records"))
-    return url
 
 
 def test_fit_csv_prints_table_and_writes_json(smoke_csv, tmp_path):
@@ -63,6 +31,30 @@ def test_fit_csv_prints_table_and_writes_json(smoke_csv, tmp_path):
         lo, hi = payload["ci"][f"eff[{label}]"]
         assert lo <= eff <= hi
     assert payload["objective"] > 0
+
+
+def test_fit_json_has_answers_per_cost_model_and_evidence(smoke_csv, tmp_path):
+    out = tmp_path / "fit.json"
+    res = runner.invoke(app, ["fit", "--csv", str(smoke_csv), "--bootstrap", "20", "--json", str(out),
+                              "--compute-budget", "2e12", "--budget", "train_flops=1e12", "--memory-budget", "8e6"])
+    assert res.exit_code == 0, res.output
+    p = json.loads(out.read_text())
+    assert p["mode"] == "joint"
+    assert set(p["answers"]) == {"memory", "bops", "train_flops"}
+    assert p["cost_models"]["train_flops"]["params"]["rates"] == [[4.0, 0.25], [8.0, 0.5], [16.0, 1.0]]
+    budgets = {name: [(a["budget"], a["budget_source"]) for a in block["answers"]] for name, block in p["answers"].items()}
+    assert budgets["train_flops"] == [(2e12, "given"), (1e12, "given")]
+    assert budgets["memory"] == [(8e6, "given")]
+    assert len(budgets["bops"]) == 1 and budgets["bops"][0][1].startswith("default: geometric middle")
+    for block in p["answers"].values():
+        assert block["cost_model"]["formula"] and block["cost_model"]["citation"]
+        for ans in block["answers"]:
+            assert ans["best"] in {"bf16", "quest:w2a2", "quest:w3a3", "quest:w4a4"}
+            assert ans["bootstrap"]["draws"] == 20 and ans["best"] in ans["bootstrap"]["share"]
+            assert isinstance(ans["extrapolated"], bool) and isinstance(ans["reasons"], list)
+            assert ans["extrapolated"] == bool(ans["reasons"])
+    assert p["evidence"]["verdict"] == "not identifiable"
+    assert "verdict: answers not identifiable" in res.stdout and "train_flops budget 1e+12" in res.stdout
 
 
 def test_fit_store_saves_fit_that_latest_fit_returns(smoke_store, tmp_path):
@@ -99,7 +91,7 @@ def test_parameter_at_bound_warns_but_fits(tmp_path):
 @pytest.mark.parametrize("args, edit, message", [
     (["--where", "w_bits >="], None, "is not a valid filter"),
     (["--where", "nosuchcol > 1"], None, "is not a valid filter"),
-    (["--where", "loss.to_csv('leak.csv') == 0"], None, "Call is not allowed"),  # pandas would write the file
+    (["--where", "loss.to_csv('leak.csv') == 0"], None, "attribute access is not allowed"),  # pandas would write the file
     (["--where", "@pd"], None, "is not a valid filter"),
     (["--where", "N"], None, "must be a true/false condition per run"),
     (["--where", "nosuchcol > 1"], None, "unknown column 'nosuchcol'"),
@@ -114,6 +106,14 @@ def test_parameter_at_bound_warns_but_fits(tmp_path):
     ([], lambda df: df.drop(columns=["D"]), "lacks column(s) ['D']"),
     ([], lambda df: df[(df["w_bits"] == 16) & (df["N"] < 3e6)], "has 5 parameters and needs more than 5 runs; found 4"),
     (["--ci", "1.5"], None, "ci=1.5 must be in (0, 1)"),
+    (["--budget", "flops=1e18"], None, "budget for cost model 'flops': unknown; allowed: memory, bops, train_flops"),
+    (["--budget", "train_flops"], None, "--budget 'train_flops' must be COST=VALUE"),
+    (["--budget", "train_flops=lots"], None, "must be COST=VALUE"),
+    (["--compute-budget", "-1"], None, "budget train_flops=-1.0 must be a positive finite number"),
+    (["--memory-budget", "nan"], None, "budget memory=nan must be a positive finite number"),
+    (["--hw-rates", "4=2,16=1"], None, "relative costs in (0, 1]"),
+    (["--hw-rates", "4:0.25"], None, "must be BITS=RELATIVE_COST pairs"),
+    (["--hw-rates", "4=0.25,8=0.5"], None, "must include a width >= 16 bits"),
     (["--law", "quartet", "--method", "varpro"], None, "varpro"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, edit, message):

@@ -6,6 +6,7 @@ import pytest
 
 from quest_lab.analysis import FitConfig, FitResult, get_law
 from quest_lab.analysis import derived
+from quest_lab.analysis.cost import get_cost_model
 
 PARAMS = {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28}
 EFF = {"quest:w4a4": 0.8, "quest:w2a2": 0.3, "quest:w8a8": 1.0}
@@ -41,12 +42,17 @@ def test_efficiency_per_bit_and_memory_optimum_agree():
     assert best_mem.set_index("label").loc["bf16", "N"] == pytest.approx(1e8)
 
 
-def test_compute_budget_uses_bops():
-    assert derived.training_compute(1e6, 1e9, 16, 16) == pytest.approx(6e15)
-    assert derived.training_compute(1e6, 1e9, 4, 4) == pytest.approx(6e15 / 16)
+def test_compute_budget_uses_the_train_flops_cost_model():
+    tf = get_cost_model("train_flops")
+    assert tf.cost(1e6, 1e9, 16, 16) == pytest.approx(6e15)  # BF16: 6ND
+    assert tf.cost(1e6, 1e9, 8, 8) == pytest.approx(5e15)  # forward at ½: 2ND/2 + 4ND
+    assert tf.cost(1e6, 1e9, 4, 4) == pytest.approx(4.5e15)  # forward at ¼
+    assert tf.cost(1e6, 1e9, 2, 2) == pytest.approx(4.5e15)  # nothing below 4 bits is faster
+    assert tf.cost(1e6, 1e9, 4, 16) == pytest.approx(6e15)  # W4A16 runs at the 16-bit rate
     table = derived.optimal_precision_compute(_result(), 1e21)
     assert set(table["label"]) == {"bf16", *EFF}
     assert table["loss"].is_monotonic_increasing
+    assert "quest:w2a2" != table["label"][0]  # eff 0.3 at the same cost as W4A4 (eff 0.8) never wins
 
 
 def test_pareto_mask():
@@ -68,19 +74,33 @@ def test_pareto_mask_ties_and_non_finite():
 
 def test_label_bits():
     assert derived.label_bits("rtn:w1.58a8") == (1.58, 8.0)
-    with pytest.raises(ValueError, match="not of the form"):
+    with pytest.raises(ValueError, match="is not .bf16. or"):
         derived.label_bits("weird")
 
 
 def test_compute_optimal_of_a_quantized_precision_matches_closed_form():
-    """W4A4 with eff 0.8: A → A·eff^−α and N·D = C·256/(6·4·4) (BOPs), else the Chinchilla closed form."""
+    """W4A4 with eff 0.8: A → A·eff^−α and N·D = C/4.5 (train_flops), else the Chinchilla closed form."""
     res = _result()
     C = 1e21
     got = derived.compute_optimal(res, C, "quest:w4a4")
+    assert got["cost_model"] == "train_flops" and not got["search_bound_hit"]
     a, b = PARAMS["alpha"], PARAMS["beta"]
-    nd = C * 256 / (6 * 4 * 4)
+    nd = C / 4.5
     G = (a * PARAMS["A"] * 0.8 ** -a / (b * PARAMS["B"])) ** (1 / (a + b))
     n_opt = G * nd ** (b / (a + b))
     assert got["N"] == pytest.approx(n_opt, rel=1e-4)
     assert got["D"] == pytest.approx(nd / n_opt, rel=1e-4)
     assert derived.memory_bits(got["N"], 4) == pytest.approx(4 * n_opt, rel=1e-4)
+    # the same under the bops cost model: N·D = C/(w·a)
+    got = derived.compute_optimal(res, C, "quest:w4a4", get_cost_model("bops"))
+    assert got["N"] == pytest.approx(G * (C / 16) ** (b / (a + b)), rel=1e-4)
+
+
+def test_search_bound_is_reported():
+    """β = 0: the data term does not fall with D, so the loss-minimising N runs into the search bound."""
+    res = _result("chinchilla", {})
+    params = {**PARAMS, "beta": 0.0}
+    law = res.model
+    res.theta = law.from_public(params)
+    got = derived.compute_optimal(res, 1e21)
+    assert got["search_bound_hit"]

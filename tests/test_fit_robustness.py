@@ -9,7 +9,7 @@ import pytest
 from quest_lab.analysis import FitConfig, fit_frame, get_law, normalise
 from quest_lab.analysis import derived
 from quest_lab.analysis.data import design
-from test_fit_cli import smoke_frame
+from synthetic import smoke_frame
 
 
 def test_bootstrap_cis_do_not_depend_on_the_number_of_workers():

@@ -24,16 +24,18 @@ CASES = {
     "chinchilla": (BASE, PRECISIONS[:1], "varpro", "staged"),
     "quest": ({**BASE, **{f"eff[{k}]": v for k, v in EFF.items()}}, PRECISIONS, "varpro", "staged"),
     "kumar": ({**BASE, "gamma_w": 1.5, "gamma_a": 1.0}, KUMAR_PRECISIONS, "varpro", "joint"),
-    "quartet": ({**BASE, "gamma": 1.1, **{f"effN[{k}]": v for k, v in EFF.items()},
-                 "effD[quest:w4a4]": 0.9, "effD[quest:w2a2]": 0.7, "effD[quest:w8a8]": 1.0},
-                PRECISIONS, "grid", "staged"),
+    # effN per forward label, effD per backward label (b<bits>), pinned to 1 on a 16-bit side; effD > 1
+    "quartet": ({**BASE, "gamma": 1.1, "effN[quest:w4a4]": 0.7, "effN[quest:w2a2]": 0.4,
+                 "effN[quartet:w4a4]": 0.75, "effD[quartet:b4]": 1.1, "effD[sr:b4]": 0.85},
+                [("bf16", 16, 16), ("quest", 4, 4), ("quest", 2, 2), ("quartet", 4, 4, 4), ("sr", 16, 16, 4)],
+                "grid", "joint"),  # staged (the authors' procedure) is checked on their runs: tests/test_law_quartet.py
 }
 
 
 def synthetic(law_name: str, params: dict, precisions, seed: int = 0, repeats: int = 4, n: int = 12) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    grid = [dict(N=N, D=D, quantizer=q, w_bits=w, a_bits=a)
-            for q, w, a in precisions for N in np.geomspace(1e3, 1e9, n) for D in np.geomspace(1e4, 1e10, n)]
+    grid = [dict(N=N, D=D, quantizer=p[0], w_bits=p[1], a_bits=p[2], g_bits=p[3] if len(p) > 3 else 16)
+            for p in precisions for N in np.geomspace(1e3, 1e9, n) for D in np.geomspace(1e4, 1e10, n)]
     df = normalise(pd.DataFrame(grid * repeats).assign(loss=1.0))
     d = design(df)
     law = get_law(law_name, d.labels)

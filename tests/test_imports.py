@@ -1,5 +1,6 @@
 """The CLI, configs and analysis never load torch (issue 11): `--help`, `sizes`, `quantizers`,
 `sweep --dry-run`, `runs`, `fit` and `report` run in a fresh interpreter with torch never imported."""
+import pytest
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +39,21 @@ def test_cli_commands_never_import_torch(tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     assert res.stdout.strip().endswith("ok")
+
+
+def test_registries_refuse_a_second_class_under_one_name() -> None:
+    from quest_lab.registry import class_registrar
+
+    reg: dict = {}
+    register = class_registrar(reg, "widget")
+
+    @register("a")
+    class A:
+        pass
+
+    assert reg == {"a": A} and A.name == "a"
+    assert register("a")(A) is A  # the same class again is harmless (re-import)
+    with pytest.raises(ValueError, match="widget 'a' registered twice \\(A, B\\)"):
+        @register("a")
+        class B:
+            pass

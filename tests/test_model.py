@@ -69,7 +69,7 @@ def test_training_flops_is_6nd_plus_attention():
 
 
 def test_bad_sizes():
-    with pytest.raises(ValueError, match="allowed: nano"):
+    with pytest.raises(ValueError, match="allowed: pico, nano"):
         get_size("huge")
     with pytest.raises(ValueError, match="divisible"):
         ModelConfig("x", n_layer=1, n_embd=30, n_head=4, peak_lr=1e-3)

@@ -14,8 +14,9 @@ from quest_lab.quant import (FP4_E2M1_GRID, FP4_RMS_SCALE, GAUSSIAN_ALPHA, QUANT
                              optimal_fp4_scale, optimal_gaussian_clip, quest_quantize)
 
 # a representative low-bit (w, a) setting per quantizer, plus the always-valid 16/16
-LOW_BITS = {"quest": (4, 4), "ste": (4, 4), "clip": (3, 3), "lsq": (4, 4), "fp4": (4, 4),
-            "ternary": (1.58, 8), "bf16": (16, 16), "none": (16, 16)}
+LOW_BITS = {"quest": (4, 4), "ste": (4, 4), "absmax": (4, 4), "clip": (3, 3), "hadamard_clip": (1, 1),
+            "lsq": (4, 4), "fp4": (4, 4), "gaussian": (3, 3), "ternary": (1.58, 8), "bf16": (16, 16),
+            "none": (16, 16), "slb": (2, 16)}
 
 
 def _gauss(n: int, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
@@ -126,7 +127,9 @@ def test_quantlinear_shapes_dtypes_and_grads(name, dtype):
     y = layer(x)
     assert y.shape == (2, 7, 48) and y.dtype == dtype
     y.float().square().sum().backward()
-    for grad in (x.grad, layer.weight.grad):
+    # SLB searches its weights: the gradient reaches its logits, the layer's weight only initialises them
+    w_grad = layer.wq.logits.grad if name == "slb" else layer.weight.grad
+    for grad in (x.grad, w_grad):
         assert torch.isfinite(grad).all() and grad.abs().sum() > 0
     if w_bits < 16:
         assert not torch.equal(layer.wq(layer.weight), layer.weight)
@@ -154,14 +157,14 @@ def test_lsq_step_is_parameter_and_learns():
     layer = QuantLinear(32, 8, qconfig=QuantConfig("lsq", 3, 4))
     steps = {n for n, p in layer.named_parameters() if "step" in n}
     assert steps == {"wq.step", "aq.step"}
-    assert layer.wq.step.shape == (8,) and layer.aq.step.shape == (1,)
+    assert layer.wq.step.shape == (1,) and layer.aq.step.shape == (1,)  # one step per tensor
     layer(torch.randn(4, 32)).square().sum().backward()
     assert bool(layer.wq.initialized) and bool(layer.aq.initialized)
     for p in (layer.wq.step, layer.aq.step):
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
-    # weights land on the signed integer grid [-4, 3]·step
+    # weights land on the symmetric half-integer grid (k + ½)·step, k ∈ [-4, 3]
     w_hat = layer.wq(layer.weight).detach()
-    ratio = w_hat / layer.wq.step.detach().unsqueeze(-1)
+    ratio = w_hat / layer.wq.step.detach() - 0.5
     torch.testing.assert_close(ratio, ratio.round(), atol=1e-5, rtol=0)
     assert ratio.min() >= -4 and ratio.max() <= 3
 
@@ -176,13 +179,12 @@ def test_lsq_step_gradient_formula():
     assert step.grad.item() == pytest.approx((0 - 0.26) + (-1 + 0.9) + 1 + (-2))
 
 
-def test_ternary_weights_three_values_per_row_and_int8_activations():
+def test_ternary_weights_three_values_per_matrix_and_int8_activations():
     layer = QuantLinear(64, 16, qconfig=QuantConfig("ternary", 1.58, 8))
     w_hat = layer.wq(layer.weight).detach()
-    gamma = layer.weight.detach().abs().mean(-1, keepdim=True)
-    for row, g in zip(w_hat, gamma):
-        assert set(torch.unique(row / g).round().tolist()) <= {-1.0, 0.0, 1.0}
-        assert torch.unique(row).numel() == 3
+    gamma = layer.weight.detach().abs().mean()  # one γ for the whole matrix (BitNet b1.58)
+    assert set(torch.unique(w_hat / gamma).round().tolist()) == {-1.0, 0.0, 1.0}
+    assert torch.unique(w_hat).numel() == 3
     x = torch.randn(5, 64)
     x_hat = layer.aq(x)
     scale = x.abs().amax(-1, keepdim=True) / 127
@@ -191,7 +193,7 @@ def test_ternary_weights_three_values_per_row_and_int8_activations():
 
 def test_fp4_values_on_e2m1_grid():
     w = torch.randn(6, 256, dtype=torch.float64)
-    q = build_quantizer("fp4", 4, "weight", 256, {}, "torch", rows=6)
+    q = build_quantizer("fp4", 4, "weight", 256, {"hadamard": False, "backward": "ste"}, "torch", rows=6)
     w_hat = q(w)
     scale = FP4_RMS_SCALE * w.pow(2).mean(-1, keepdim=True).sqrt()
     grid = set(FP4_E2M1_GRID) | {-v for v in FP4_E2M1_GRID}
@@ -199,6 +201,10 @@ def test_fp4_values_on_e2m1_grid():
     assert values <= grid and len(values) >= 10
     mse = (w_hat - w).pow(2).mean() / w.pow(2).mean()
     assert mse.item() == pytest.approx(gaussian_grid_mse([FP4_RMS_SCALE * v for v in grid]), rel=0.15)
+    # the default (Hadamard) variant sits on the same grid in the rotated basis
+    rotated = hadamard_transform(build_quantizer("fp4", 4, "weight", 256, {}, "torch", rows=6)(w), 128)
+    values = set((rotated / scale).round(decimals=6).flatten().tolist())
+    assert values <= grid
 
 
 # -- QuantConfig validation ----------------------------------------------------------------------

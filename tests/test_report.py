@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from html import escape
 import subprocess
 from pathlib import Path
 
@@ -10,10 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from test_fit_cli import smoke_frame, smoke_store  # noqa: F401  (same synthetic smoke-sweep runs; fixture)
+from synthetic import smoke_frame
 
 runner = CliRunner()
-PNGS = ["loss_vs_n.png", "pareto_memory.png", "pareto_compute.png", "efficiency_per_bit.png", "residuals.png"]
+PNGS = ["loss_vs_n.png", "pareto_memory.png", "pareto_bops.png", "pareto_train_flops.png", "efficiency_per_bit.png",
+        "residuals.png"]
 CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), None)
 
 
@@ -23,10 +25,17 @@ def _check_report(out: Path) -> str:
         assert (out / png).stat().st_size > 5000, png
     assert html.count("src='data:image/png;base64,") == len(PNGS)
     assert not re.search(r"(src|href)=['\"]?(https?:)?//", html), "report must not load anything from the network"
-    for section in ("id='fit'", "id='loss_vs_n'", "id='pareto_memory'", "id='pareto_compute'",
-                    "id='efficiency_per_bit'", "id='residuals'", "id='runs'", "id='provenance'"):
+    for section in ("id='fit'", "id='loss_vs_n'", "id='pareto_memory'", "id='pareto_bops'", "id='pareto_train_flops'",
+                    "id='efficiency_per_bit'", "id='residuals'", "id='runs'", "id='provenance'", 'id="verdict"'):
         assert section.replace("'", '"') in html or section in html, section
     assert "<td>eff[quest:w4a4]</td>" in html and "code version" in html
+    # the verdict box comes first, and every cost axis and answer names its cost model
+    assert html.index("class='verdict") < html.index("id=\"fit\"")
+    for name in ("memory", "bops", "train_flops"):
+        assert escape(f"cost model '{name}'") in html and f"Cost model <code>{name}</code>" in html
+    # the smoke runs: two token budgets, tiny models
+    assert "Answers not identifiable</b>" in html and "only 2 distinct token budgets" in html
+    assert "too small for the paper&#x27;s conclusions" in html
     return html
 
 
@@ -139,3 +148,22 @@ def test_log_axes_are_labelled_on_short_ranges():
         shown = [t.get_text() for t, v in zip(ax.get_xticklabels(), ax.get_xticks()) if lo <= v <= hi and t.get_text()]
         assert len(shown) >= 2, shown
     assert plots._short(131072.0) == "1.31e5" and plots._short(0.05) == "0.05"
+
+
+def test_report_renders_a_fit_stored_before_answers_and_evidence(smoke_store, tmp_path):
+    """Old stored fits (no answers, evidence, cost_models; staged mode implied) still render: the report
+    computes the verdict and answers itself and says so."""
+    from quest_lab.store import Store
+
+    assert runner.invoke(app, ["fit", "--store", smoke_store, "--bootstrap", "0"]).exit_code == 0
+    store = Store(smoke_store)
+    payload = store.latest_fit("quest")["payload"]
+    for key in ("answers", "evidence", "cost_models", "mode", "huber_delta"):
+        payload.pop(key)
+    store.save_fit("quest", payload, sweep="smoke")
+    out = tmp_path / "rep"
+    res = runner.invoke(app, ["report", "--store", smoke_store, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    html = _check_report(out)
+    assert "computed by the report from the runs shown" in html
+    assert "grid / staged" in html and "staged fit: base on full-precision runs first" in html

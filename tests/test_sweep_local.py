@@ -1,9 +1,8 @@
-"""Sweeps with the local executor: resume, grid extension, faults, driver SIGKILL."""
+"""Sweeps with the local executor on SQLite and PostgreSQL: resume, grid extension, faults, driver SIGKILL."""
 from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -24,9 +23,10 @@ BASE = {"corpus": "shakespeare", "tokenizer": "byte", "seq_len": 32, "batch_size
         "device": "cpu", "eval_tokens": 512, "quantizer": "quest"}
 
 
-def sweep_file(tmp_path: Path, grid: dict, *, name: str = "t", retries: int = 0, fname: str = "s.yaml") -> Path:
+def sweep_file(tmp_path: Path, grid: dict, *, name: str = "t", retries: int = 0, fname: str = "s.yaml",
+               url: str | None = None) -> Path:
     doc = {"name": name, "base": dict(BASE), "grid": grid, "retries": retries,
-           "store": f"sqlite:///{tmp_path / 'results.db'}"}
+           "store": url or f"sqlite:///{tmp_path / 'results.db'}"}
     path = tmp_path / fname
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -37,19 +37,21 @@ def sweep(path: Path, *extra: str, fn: str = "fake_train"):
                                "--train-fn", f"sweep_fakes:{fn}", *extra])
 
 
-def rows(tmp_path: Path, statuses=None):
-    return Store(f"sqlite:///{tmp_path / 'results.db'}").runs_frame(statuses=statuses)
+def rows(where: Path | str, statuses=None):
+    """The runs of a store URL, or of tmp_path/results.db."""
+    url = where if isinstance(where, str) else f"sqlite:///{where / 'results.db'}"
+    return Store(url).runs_frame(statuses=statuses)
 
 
-def test_second_run_has_nothing_to_do(tmp_path: Path) -> None:
-    path = sweep_file(tmp_path, {"size": ["nano", "micro"], "bits": [4, 16], "tokens": [1024, 2048]})
+def test_second_run_has_nothing_to_do(tmp_path: Path, store_url: str) -> None:
+    path = sweep_file(tmp_path, {"size": ["nano", "micro"], "bits": [4, 16], "tokens": [1024, 2048]}, url=store_url)
     res = sweep(path)
     assert res.exit_code == 0, res.output
     assert "8 total, 0 done, 8 to run" in res.output and "8 completed" in res.output
-    before = rows(tmp_path)
+    before = rows(store_url)
     res = sweep(path)
     assert res.exit_code == 0 and "8 total, 8 done, 0 to run" in res.output
-    after = rows(tmp_path)
+    after = rows(store_url)
     assert len(after) == 8 and after.run_id.tolist() == before.run_id.tolist()
     assert after.finished_at.tolist() == before.finished_at.tolist()
 
@@ -75,14 +77,14 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "results.db").exists()
 
 
-def test_raising_trial_is_retried_then_stored_failed(tmp_path: Path, monkeypatch) -> None:
+def test_raising_trial_is_retried_then_stored_failed(tmp_path: Path, monkeypatch, store_url: str) -> None:
     calls = tmp_path / "calls"
     monkeypatch.setenv("QUEST_LAB_FAKE_COUNT_DIR", str(calls))
-    path = sweep_file(tmp_path, {"size": ["nano"], "bits": [4], "tokens": [1024]}, retries=2)
+    path = sweep_file(tmp_path, {"size": ["nano"], "bits": [4], "tokens": [1024]}, retries=2, url=store_url)
     res = sweep(path, fn="raising_train")
     assert res.exit_code == 1
     assert len(list(calls.iterdir())) == 3  # 1 try + 2 retries
-    failed = rows(tmp_path, ("failed",))
+    failed = rows(store_url, ("failed",))
     assert len(failed) == 1 and failed.attempts.iloc[0] == 3
     assert failed.error.iloc[0].startswith("RuntimeError: boom: simulated crash")
     # failed runs are skipped on a plain re-run, retried with --rerun-failed
@@ -90,7 +92,7 @@ def test_raising_trial_is_retried_then_stored_failed(tmp_path: Path, monkeypatch
     assert "0 to run" in res.output and "1 failed skipped" in res.output
     res = sweep(path, "--rerun-failed", fn="fake_train")
     assert res.exit_code == 0 and "1 to run" in res.output
-    frame = rows(tmp_path, None)
+    frame = rows(store_url, None)
     assert frame.status.tolist() == ["completed"] and frame.error.isna().all()
 
 
@@ -110,27 +112,25 @@ def test_mixed_outcomes(tmp_path: Path) -> None:
     assert frame.status.to_dict() == {0: "completed", 1: "failed", 2: "completed", 3: "failed"}
 
 
-def _count(db: Path, status: str) -> int:
-    if not db.exists():
-        return 0
+def _count(url: str, status: str) -> int:
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
-            return con.execute("SELECT count(*) FROM runs WHERE status=?", (status,)).fetchone()[0]
-    except sqlite3.OperationalError:  # tables not created yet
+        return list(Store(url).statuses().values()).count(status)
+    except Exception:  # noqa: BLE001 - tables being created right now
         return 0
 
 
-def test_sigkill_driver_then_rerun_completes_without_duplicates(tmp_path: Path) -> None:
+def test_sigkill_driver_then_rerun_completes_without_duplicates(tmp_path: Path, store_url: str) -> None:
+    """A SIGKILLed driver leaves `running` rows; the next driver on this machine sees the process is gone,
+    retakes them at once (no TTL wait) and finishes the grid: no duplicates, finished rows untouched."""
     grid = {"size": ["nano", "micro"], "bits": [2, 4, 16], "tokens": [1024]}
-    path = sweep_file(tmp_path, grid)
-    db = tmp_path / "results.db"
+    path = sweep_file(tmp_path, grid, url=store_url)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(ROOT)]), QUEST_LAB_FAKE_SLEEP="0.4")
     cmd = [sys.executable, str(ROOT / "cli.py"), "sweep", str(path), "--executor", "local",
            "--no-progress", "--train-fn", "sweep_fakes:slow_train"]
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
-        while _count(db, "completed") < 2:
+        while _count(store_url, "completed") < 2 or _count(store_url, "running") < 1:  # killed mid-run
             assert proc.poll() is None, proc.stdout.read().decode()
             assert time.monotonic() < deadline, "sweep did not make progress"
             time.sleep(0.05)
@@ -139,15 +139,16 @@ def test_sigkill_driver_then_rerun_completes_without_duplicates(tmp_path: Path) 
     finally:
         if proc.poll() is None:
             proc.kill()
-    before = rows(tmp_path, ("completed",))
+    before = rows(store_url, ("completed",))
     assert 2 <= len(before) < 6
-    interrupted = rows(tmp_path, None)
+    interrupted = rows(store_url, None)
     assert set(interrupted.status) <= {"completed", "running", "pending"}
+    assert (interrupted.status == "running").sum() == 1  # the run the killed driver was training
 
     res = sweep(path)  # resume in-process with the fast trainer
     assert res.exit_code == 0, res.output
     assert f"6 total, {len(before)} done, {6 - len(before)} to run" in res.output
-    after = rows(tmp_path, None)
+    after = rows(store_url, None)
     assert len(after) == 6 and after.run_id.is_unique and (after.status == "completed").all()
     kept = after.set_index("run_id").loc[before.run_id]
     assert kept.finished_at.tolist() == before.finished_at.tolist()
@@ -214,14 +215,15 @@ def test_executor_that_stops_early_is_reported_interrupted(tmp_path: Path, monke
 
     class StopsEarly:
         def run(self, runs, events):
+            assert events.claim(runs[0].run_id)
             events.started(runs[0].run_id, 1)
             events.finished(runs[0].run_id, fake_train(runs[0].config), 1)
+            assert events.claim(runs[1].run_id)
             events.started(runs[1].run_id, 1)  # then Tune stops: no result for runs[1:]
 
     monkeypatch.setattr(sweep_runner, "make_executor", lambda *a, **k: StopsEarly())
     store = Store(f"sqlite:///{tmp_path / 'results.db'}")
-    the_plan = plan(load_spec(sweep_file(tmp_path, {"size": ["nano"], "tokens": [1024], "seed": [0, 1, 2]})),
-                    store, data_identity=lambda *k: "d")
+    the_plan = plan(load_spec(sweep_file(tmp_path, {"size": ["nano"], "tokens": [1024], "seed": [0, 1, 2]})), store)
     outcome = run_sweep(the_plan, store, executor="ray", show_progress=False)
     assert outcome.interrupted and outcome.unfinished == 2 and not outcome.ok
     assert sorted(store.statuses().values()) == ["completed", "pending", "pending"]

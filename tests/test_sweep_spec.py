@@ -172,3 +172,32 @@ def test_yaml_scientific_notation_is_a_number_and_hashes_like_the_integer(tmp_pa
     assert a.run_id("d") == b.run_id("d")
     with pytest.raises(SpecError, match=r"grid\.tokens\[0\]"):
         load_spec(write(tmp_path, text.replace("{}", "1024.5", 1).replace("{}", "4", 1), "c.yaml"))
+
+
+def test_grid_cap_and_max_grid_option(tmp_path: Path) -> None:
+    doc = good_doc(tmp_path / "r.db")  # 4 points
+    path = write(tmp_path, doc)
+    res = runner.invoke(app, ["sweep", str(path), "--dry-run", "--max-grid", "3"])
+    assert res.exit_code == 2 and "4 points (2 size × 2 bits × 1 tokens) exceed the limit of 3" in res.output, res.output
+    assert "--max-grid 4" in res.output and not (tmp_path / "r.db").exists()
+    res = runner.invoke(app, ["sweep", str(path), "--dry-run", "--max-grid", "4"])
+    assert res.exit_code == 0 and "4 total, 0 done, 4 to run" in res.output, res.output
+
+
+def test_load_spec_only_parses(tmp_path: Path) -> None:
+    """Resolving points is the planner's job: a point RunConfig rejects fails in expand, not in load_spec."""
+    doc = good_doc(tmp_path / "r.db")
+    doc["grid"].pop("tokens")  # every point lacks a token budget
+    sweep = load_spec(write(tmp_path, doc))
+    with pytest.raises(SpecError, match="tokens"):
+        expand(sweep)
+
+
+def test_yaml_alias_expansion_is_bounded(tmp_path: Path) -> None:
+    levels = ["&a0 [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"] + [f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]"
+                                                       for i in range(1, 8)]
+    path = write(tmp_path, "name: b\ngrid:\n  seed: [" + ", ".join(levels) + "]\n")
+    with pytest.raises(SpecError, match="expands to more than 100,000 values"):
+        load_spec(path)
+    small = write(tmp_path, "name: s\nbase: &b {size: nano, tokens: 1024, tokenizer: byte}\ninclude: [*b, *b]\n", "s2.yaml")
+    assert len(load_spec(small).include) == 2  # ordinary aliases still work

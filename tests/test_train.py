@@ -1,21 +1,65 @@
 import math
 
 import pytest
+import torch
+from torch import nn
 
 from quest_lab.run import RunConfig, RunResult
-from quest_lab.train import lr_at, train
+from quest_lab.train import lr_at, param_groups, train
 
 FAST = dict(size="nano", corpus="shakespeare", tokenizer="byte", seq_len=32, batch_size=8,
             eval_tokens=2048, device="cpu")
 
 
-def test_lr_schedule_one_cycle():
+def test_lr_schedule_one_cycle_hand_values():
     peak, total = 1e-3, 100
+    # warm-up ends at step e = 0.1·100 − 1 = 9; cosine from peak/100 = 1e-5 to peak
     assert lr_at(0, total, peak, 0.1, 0.1) == pytest.approx(peak / 100)
-    assert lr_at(10, total, peak, 0.1, 0.1) == pytest.approx(peak)
-    assert lr_at(100, total, peak, 0.1, 0.1) == pytest.approx(0.1 * peak)
-    values = [lr_at(s, total, peak, 0.1, 0.1) for s in range(10, 101)]
+    # step 3: pct = 3/9, (1 − cos(π/3))/2 = 0.25 → 1e-5 + 0.25·(1e-3 − 1e-5) = 2.575e-4 (linear: 3.07e-4)
+    assert lr_at(3, total, peak, 0.1, 0.1) == pytest.approx(2.575e-4)
+    assert lr_at(9, total, peak, 0.1, 0.1) == pytest.approx(peak)
+    # decay from e = 9 to 99: step 54 is halfway, (peak + 0.1·peak)/2 = 5.5e-4
+    assert lr_at(54, total, peak, 0.1, 0.1) == pytest.approx(5.5e-4)
+    assert lr_at(99, total, peak, 0.1, 0.1) == pytest.approx(0.1 * peak)
+    assert lr_at(100, total, peak, 0.1, 0.1) == pytest.approx(0.1 * peak)  # past the end: final LR
+    values = [lr_at(s, total, peak, 0.1, 0.1) for s in range(9, 101)]
     assert values == sorted(values, reverse=True)
+    with pytest.raises(ValueError, match="total >= 1"):
+        lr_at(0, 0, peak, 0.1, 0.1)
+
+
+@pytest.mark.parametrize("total,warmup,final", [(100, 0.1, 0.1), (37, 0.25, 0.05), (10, 0.0, 0.1),
+                                                (7, 0.3, 1.0), (5, 0.1, 0.02), (1, 0.1, 0.1), (250, 0.04, 0.1)])
+def test_lr_schedule_matches_torch_one_cycle(total, warmup, final):
+    """The reference's scheduler (IST-DASLab/QuEST src/main.py): OneCycleLR, cos, div_factor 1e2,
+    final_div_factor 0.1 (= final_frac 0.1), stepped once per optimizer step."""
+    peak = 1e-3
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=peak)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=peak, total_steps=total, pct_start=warmup, anneal_strategy="cos", cycle_momentum=False,
+        div_factor=100.0, final_div_factor=1 / (100 * final))
+    for step in range(total):
+        assert lr_at(step, total, peak, warmup, final) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12)
+        opt.step()
+        sched.step()
+
+
+def test_no_weight_decay_on_lm_head_embeddings_norms_or_quantizer_state():
+    from quest_lab.model import build_model
+    from quest_lab.quant import QuantConfig, QuantLinear
+
+    model = build_model("nano", QuantConfig("lsq", 4, 4), vocab_size=64, seq_len=16)
+    groups = param_groups(model, 0.1)
+    decayed = {id(p) for g in groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert [g["weight_decay"] for g in groups] == [0.1, 0.0, 0.0]
+    block_linears = {id(m.weight) for m in model.modules() if isinstance(m, QuantLinear)}
+    assert decayed == block_linears  # exactly the linear weights inside the blocks
+    assert id(model.lm_head.weight) not in decayed and id(model.wte.weight) not in decayed
+    lsq_steps = [p for n, p in model.named_parameters() if n.endswith(".step")]
+    assert lsq_steps and all(id(p) in {id(q) for q in groups[2]["params"]} for p in lsq_steps)
+    # every trainable parameter is in exactly one group
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters()) and len(ids) == len(set(ids))
 
 
 def test_loss_falls_and_result_is_complete():
@@ -57,7 +101,7 @@ def test_tokens_per_param_budget():
 
 
 @pytest.mark.parametrize("bad, match", [
-    (dict(size="huge"), "allowed: nano"),
+    (dict(size="huge"), "allowed: pico, nano"),
     (dict(quantizer="magic"), "allowed:"),
     (dict(w_bits=9), "allowed: 1, 1.58, 2"),
     (dict(a_bits=0), "not a supported bit-width"),

@@ -10,20 +10,23 @@ from __future__ import annotations
 import importlib
 
 from quest_lab.quant.config import QuantConfig
-from quest_lab.quant.specs import (BACKENDS, GEMMS, OFF_BITS, QUANTIZER_SPECS, ROLES, QuantizerSpec, get_spec,
-                                   parse_precision_label, precision_label, register_spec, valid_bits)
+from quest_lab.quant.specs import (BACKENDS, GEMMS, OFF_BITS, QUANTIZER_SPECS, ROLES, Precision, QuantizerSpec,
+                                   get_spec, group_quantizers, parse_precision_label, precision_label,
+                                   register_spec, valid_bits)
 
 # name -> module holding it (imported on first access: these need torch)
 _LAZY = {
     "QUANTIZERS": "base", "Quantizer": "base", "build_quantizer": "base", "register_quantizer": "base",
-    "implementation": "base",
+    "implementation": "base", "per_group": "base", "slb_temperature": "slb",
     "STE": "estimators", "LSQFunction": "estimators", "MaskedSTE": "estimators",
-    "FP4_E2M1_GRID": "gaussian", "FP4_RMS_SCALE": "gaussian", "GAUSSIAN_ALPHA": "gaussian",
-    "gaussian_alpha": "gaussian", "gaussian_grid_mse": "gaussian", "optimal_fp4_scale": "gaussian",
-    "optimal_gaussian_clip": "gaussian",
+    "masked_in_basis": "estimators", "ste_in_basis": "estimators",
+    "FP4_E2M1_GRID": "gaussian", "FP4_REFERENCE_TRUST": "gaussian", "FP4_RMS_SCALE": "gaussian",
+    "GAUSSIAN_ALPHA": "gaussian", "gaussian_alpha": "gaussian", "gaussian_grid_mse": "gaussian",
+    "optimal_fp4_scale": "gaussian", "optimal_gaussian_clip": "gaussian",
+    "LLOYD_MAX_LEVELS": "lloyd_max", "lloyd_iterate": "lloyd_max", "lloyd_max_levels": "lloyd_max",
     "hadamard_block_for": "hadamard", "hadamard_matrix": "hadamard", "hadamard_transform": "hadamard",
     "default_trust": "quest", "quest_quantize": "quest", "quest_quantize_rotated": "quest",
-    "uniform_fake_quant": "quest", "fp4_fake_quant": "baselines", "QuantLinear": "linear",
+    "uniform_fake_quant": "quest", "nearest_level": "nonuniform", "QuantLinear": "linear",
 }
 
 
@@ -44,5 +47,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'quest_lab.quant' has no attribute {name!r}")
 
 
-__all__ = ["BACKENDS", "GEMMS", "OFF_BITS", "QUANTIZER_SPECS", "ROLES", "QuantConfig", "QuantizerSpec", "get_spec",
-           "load_all", "parse_precision_label", "precision_label", "register_spec", "valid_bits", *_LAZY]
+__all__ = ["BACKENDS", "GEMMS", "OFF_BITS", "QUANTIZER_SPECS", "ROLES", "Precision", "QuantConfig", "QuantizerSpec",
+           "get_spec", "group_quantizers", "load_all", "parse_precision_label", "precision_label", "register_spec", "valid_bits", *_LAZY]

@@ -1,8 +1,11 @@
 """Quantizer base class, the implementation registry and `build_quantizer`.
 
-A quantizer fake-quantizes along the LAST dim with one scale per row (weights: per output row of
-W (out, in); activations: per token row of x (…, in)) and returns a tensor in the original domain,
-with the input's shape and dtype.  16 bits on a side means that side is off (identity).
+A quantizer fake-quantizes along the LAST dim, most with one scale per row (weights: per output row
+of W (out, in); activations: per token row of x (…, in)); `lsq` (weights and activations) and the
+`ternary` weights use one scale per tensor, as their papers do.  With a `group_size` G (specs with
+`groups`), the scale is per group of G consecutive elements along the last dim instead: `per_group`
+runs the per-row rule on the (..., K/G, G) view (docs/design.md §3).  It returns a tensor in the
+original domain, with the input's shape and dtype.  16 bits on a side means that side is off (identity).
 What a quantizer accepts (bits, options) is its torch-free `QuantizerSpec` (quant/specs.py).
 """
 from __future__ import annotations
@@ -55,6 +58,20 @@ def row_rms(x: torch.Tensor) -> torch.Tensor:
     return x.detach().pow(2).mean(-1, keepdim=True).sqrt()
 
 
+def per_group(fn: Callable[..., Any], group: int | None) -> Callable[..., Any]:
+    """`fn` (a per-row rule along the last dim, returning a tensor or a tuple of tensors of its input's
+    shape) applied to each group of `group` consecutive elements: (..., K) → (..., K/G, G) → fn → back.
+    None: `fn` itself (per row)."""
+    if group is None:
+        return fn
+
+    def grouped(x: torch.Tensor) -> Any:
+        out = fn(x.unflatten(-1, (x.shape[-1] // group, group)))
+        return tuple(o.flatten(-2) for o in out) if isinstance(out, tuple) else out.flatten(-2)
+
+    return grouped
+
+
 class Quantizer(nn.Module):
     """Base: subclasses implement `quantize(x)` (called only when bits < 16, with x in float32/float64);
     their spec says which bits and options they accept."""
@@ -63,7 +80,7 @@ class Quantizer(nn.Module):
     spec: ClassVar[QuantizerSpec]
 
     def __init__(self, bits: float, role: str, features: int, options: dict[str, Any] | None = None,
-                 backend: str = "auto", rows: int | None = None) -> None:
+                 backend: str = "auto", rows: int | None = None, group_size: int | None = None) -> None:
         super().__init__()
         if role not in ROLES:
             raise ValueError(f"role={role!r} is unknown; allowed: {', '.join(ROLES)}")
@@ -77,6 +94,19 @@ class Quantizer(nn.Module):
         self.rows = rows
         self.options = self.spec.resolve_options(options)
         self.backend = backend
+        self.group_size = self.spec.check_group_size(group_size)
+        if self.group_size is not None and features % self.group_size:
+            raise ValueError(f"group_size={self.group_size} does not divide this layer's K={features}; allowed: "
+                             f"a power of two dividing {features}, or null")
+
+    @property
+    def per_row(self) -> bool:
+        """One scale per row: no group size, or G = K (the same thing)."""
+        return self.group_size is None or self.group_size == self.features
+
+    def grouped(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """`fn` applied per group of `group_size` along the last dim (`per_group`)."""
+        return per_group(fn, self.group_size)
 
     @property
     def enabled(self) -> bool:
@@ -94,10 +124,12 @@ class Quantizer(nn.Module):
 
     def extra_repr(self) -> str:
         opts = ", ".join(f"{k}={v}" for k, v in self.options.items())
-        return f"{self.name}, {self.role}, bits={self.bits:g}" + (f", {opts}" if opts else "")
+        group = f", group_size={self.group_size}" if self.group_size else ""
+        return f"{self.name}, {self.role}, bits={self.bits:g}{group}" + (f", {opts}" if opts else "")
 
 
 def build_quantizer(name: str, bits: float, role: str, features: int, options: dict[str, Any] | None = None,
-                    backend: str = "auto", rows: int | None = None) -> Quantizer:
-    """Instantiate a registered quantizer; `rows` (= out_features) is needed by per-row learned state (LSQ)."""
-    return implementation(name)(bits, role, features, options, backend, rows=rows)
+                    backend: str = "auto", rows: int | None = None, group_size: int | None = None) -> Quantizer:
+    """Instantiate a registered quantizer; `rows` (= out_features) is needed by learned per-row state
+    (LSQ groups, SLB logits); `group_size`: one scale per group of G along the last dim (None: per row)."""
+    return implementation(name)(bits, role, features, options, backend, rows=rows, group_size=group_size)

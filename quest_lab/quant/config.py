@@ -15,7 +15,12 @@ class QuantConfig:
     spec, `quest-lab quantizers`); `backend` is "auto" (Triton on CUDA when importable, else torch),
     "torch" or "triton" (only QuEST has a Triton path).  `gemm`: how a layer whose both sides are
     Hadamard-rotated QuEST runs its forward matmul (see `GEMMS`; an execution detail like `backend`).
-    Validated once, here; the quantizers trust it.
+    `group_size`: one scale per group of G consecutive inputs along K (a power of two >= 2, for
+    quantizers whose spec has `groups`); None = the quantizer's own granularity (per row; lsq per
+    tensor).  Part of the label (`quest:w4a4g32`).  The low-precision GEMM needs per-row scales, so
+    gemm="lowp" is refused with a group size and gemm="auto" runs the fake-quant GEMM for grouped layers.
+    Validated once, here (that G divides each layer's K is checked when the layer is built); the
+    quantizers trust it.
     """
 
     name: str = "bf16"
@@ -24,6 +29,7 @@ class QuantConfig:
     options: dict[str, Any] = field(default_factory=dict)
     backend: str = "auto"
     gemm: str = "auto"
+    group_size: int | None = None
 
     def __post_init__(self) -> None:
         spec = get_spec(self.name)
@@ -36,6 +42,10 @@ class QuantConfig:
             raise ValueError(f"backend={self.backend!r} is unknown; allowed: {', '.join(BACKENDS)}")
         if self.gemm not in GEMMS:
             raise ValueError(f"gemm={self.gemm!r} is unknown; allowed: {', '.join(GEMMS)}")
+        spec.check_group_size(self.group_size)
+        if self.group_size is not None and self.gemm == "lowp":
+            raise ValueError(f"gemm='lowp' needs one scale per row (FP8/int8 row-scaled GEMM), not group_size="
+                             f"{self.group_size}; allowed: gemm='auto' or 'fake' (the fake-quant GEMM) with groups")
 
     @property
     def enabled(self) -> bool:
@@ -43,4 +53,4 @@ class QuantConfig:
 
     @property
     def label(self) -> str:
-        return precision_label(self.name, self.w_bits, self.a_bits)
+        return precision_label(self.name, self.w_bits, self.a_bits, self.group_size)

@@ -3,6 +3,8 @@
 - `STE`: forward q(x), backward identity.
 - `MaskedSTE`: forward (q(x), mask), backward grad ⊙ mask (clipped STE and the QuEST trust estimator).
 - `LSQFunction`: learned-step-size quantization (Esser et al. 2019) with gradients for x and the step.
+- `ste_in_basis` / `masked_in_basis`: the same two estimators applied in a block-Hadamard-rotated
+  basis, as the QuEST reference's Hadamard quantizers do (x̂ = Q(x·H)·Hᵀ).
 
 The quantization rule is passed in as a plain callable evaluated (without autograd) in `forward`.
 """
@@ -12,6 +14,8 @@ from typing import Callable
 
 import torch
 from torch.autograd import Function
+
+from quest_lab.quant.hadamard import hadamard_transform
 
 
 class STE(Function):
@@ -42,11 +46,25 @@ class MaskedSTE(Function):
         return grad * mask.to(grad.dtype), None
 
 
+def ste_in_basis(x: torch.Tensor, q: Callable[[torch.Tensor], torch.Tensor], block: int) -> torch.Tensor:
+    """x̂ = q(x·H)·Hᵀ (H: normalised block-diagonal Hadamard of `block`; 1 = none), ∂x = ∂x̂."""
+    return STE.apply(x, lambda t: hadamard_transform(q(hadamard_transform(t, block)), block))
+
+
+def masked_in_basis(x: torch.Tensor, q: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+                    block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x̂, M) with y = x·H, (ŷ, M) = q(y), x̂ = ŷ·Hᵀ and ∂x = ((∂x̂·H) ⊙ M)·Hᵀ (H symmetric, so the
+    same transform applies Hᵀ).  M is in the rotated basis.  QuEST ref. HadamardClipQuantizer."""
+    y_hat, mask = MaskedSTE.apply(hadamard_transform(x, block), q)
+    return hadamard_transform(y_hat, block), mask
+
+
 class LSQFunction(Function):
     """LSQ: v̂ = s · (round(clamp(v/s − o, −Qn, Qp)) + o).
 
-    `offset` o = 0 gives the paper's integer grid [−Qn, Qp]·s (b ≥ 2: Qn = 2^{b−1}, Qp = 2^{b−1} − 1);
-    o = ½ gives the 1-bit grid {−s/2, +s/2}.  Gradients (paper eq. 3 and 5):
+    `offset` o = 0 gives the paper's integer grid [−Qn, Qp]·s; o = ½ gives the symmetric
+    half-integer grid (k + ½)·s, k ∈ [−Qn, Qp], that the QuEST reference's `LSQQuantizer`
+    (raise_zero=True) uses (b bits: Qn = 2^{b−1}, Qp = 2^{b−1} − 1).  Gradients (paper eq. 3 and 5):
       ∂v̂/∂v = 1 inside the clip range, 0 outside;
       ∂v̂/∂s = (q + o) − v/s inside, (q + o) at the clipped ends; times `grad_scale` = 1/√(numel·Qp).
     The step gradient is summed over the dims the step broadcasts over.

@@ -30,6 +30,14 @@ FP4_E2M1_GRID: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 # scale = FP4_RMS_SCALE · RMS(row) minimises the MSE of N(0, σ²) rounded to the E2M1 grid × scale
 # (recomputed by `optimal_fp4_scale()`; MSE at the optimum 0.012685 σ², vs 0.011543 for 4-bit QuEST).
 FP4_RMS_SCALE: float = 0.4870791642
+# Default trust radius T (σ units) of the `fp4` quantizer: the value the QuEST reference's FP4 runs
+# used.  In IST-DASLab/QuEST base_linear.py, `HalfHadamardFP4TrustQuantizer(trust=None)` inherits
+# T = (levels[-1] − levels[-2])/2 from `GaussianTrustQuantizer.__init__`, computed on the 4-bit
+# *Gaussian* levels (20 Lloyd steps from linspace(−3, 3, 16)) before the FP4 levels replace them; the
+# subclass's own `trust = …` line assigns a local and is dead.  So the paper's FP4 point ran with
+# T = 0.3186σ, not half the largest E2M1 gap (FP4_RMS_SCALE = 0.4871σ, which that dead line meant).
+# Recomputed in tests with `lloyd_max.lloyd_iterate`.
+FP4_REFERENCE_TRUST: float = 0.3185766078
 
 
 def _bits_key(bits: float) -> float:
@@ -92,5 +100,5 @@ def levels_for(bits: float) -> int:
     return 3 if key == 1.585 else int(2 ** int(key))
 
 
-__all__ = ["GAUSSIAN_ALPHA", "FP4_E2M1_GRID", "FP4_RMS_SCALE", "gaussian_alpha", "gaussian_grid_mse",
-           "optimal_gaussian_clip", "optimal_fp4_scale", "levels_for"]
+__all__ = ["GAUSSIAN_ALPHA", "FP4_E2M1_GRID", "FP4_REFERENCE_TRUST", "FP4_RMS_SCALE", "gaussian_alpha",
+           "gaussian_grid_mse", "optimal_gaussian_clip", "optimal_fp4_scale", "levels_for"]

@@ -1,6 +1,8 @@
 """`QuantLinear`: drop-in nn.Linear whose forward is F.linear(aq(x), wq(W), b)."""
 from __future__ import annotations
 
+import logging
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -8,11 +10,14 @@ from torch import Tensor, nn
 from quest_lab.quant.base import build_quantizer
 from quest_lab.quant.config import QuantConfig
 
+log = logging.getLogger(__name__)
+
 _DEFAULT = QuantConfig()
 
 
 class QuantLinear(nn.Linear):
-    """nn.Linear with fake-quantized weight (per output row) and input (per token row).
+    """nn.Linear with fake-quantized weight (per output row) and input (per token row), or per group of
+    `qconfig.group_size` inputs along K on both sides.
 
     With the default `QuantConfig()` (bf16) it computes exactly what nn.Linear computes.
     """
@@ -24,8 +29,11 @@ class QuantLinear(nn.Linear):
             raise ValueError(f"qconfig must be a QuantConfig, got {type(qconfig).__name__}")
         self.qconfig = qconfig
         q = qconfig
-        self.wq = build_quantizer(q.name, q.w_bits, "weight", in_features, q.options, q.backend, rows=out_features)
-        self.aq = build_quantizer(q.name, q.a_bits, "activation", in_features, q.options, q.backend)
+        self.wq = build_quantizer(q.name, q.w_bits, "weight", in_features, q.options, q.backend, rows=out_features,
+                                  group_size=q.group_size)
+        self.aq = build_quantizer(q.name, q.a_bits, "activation", in_features, q.options, q.backend,
+                                  group_size=q.group_size)
+        self._logged_group_fallback = False
         if device is not None:
             self.wq.to(device=device)
             self.aq.to(device=device)
@@ -44,6 +52,12 @@ class QuantLinear(nn.Linear):
         gemm="lowp" requires it (on the CPU only under the Triton interpreter, for tests)."""
         mode = self.qconfig.gemm
         if mode == "fake" or not self.rotated_gemm:
+            return None
+        if not (self.wq.per_row and self.aq.per_row):  # QuantConfig refuses gemm="lowp" with groups
+            if not self._logged_group_fallback:
+                log.info("QuantLinear(%d→%d) group_size=%s: the FP8/int8 GEMM takes one scale per row; "
+                         "running the fake-quant GEMM", self.in_features, self.out_features, self.qconfig.group_size)
+                self._logged_group_fallback = True
             return None
         from quest_lab.kernels.lowp import code_format_for, lowp_supported
 
@@ -77,4 +91,4 @@ class QuantLinear(nn.Linear):
     def extra_repr(self) -> str:
         q = self.qconfig
         return (f"{super().extra_repr()}, quant={q.name} w{q.w_bits:g}a{q.a_bits:g}"
-                + (f" backend={q.backend}" if q.enabled else ""))
+                + (f" g{q.group_size}" if q.group_size else "") + (f" backend={q.backend}" if q.enabled else ""))

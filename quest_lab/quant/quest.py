@@ -10,6 +10,11 @@ the integer index clamped to [−(2^{b−1} − 1), 2^{b−1}], so the grid is e
 −s + kΔ, k = 0 … 2^b − 1 (symmetric around 0, ±s included; no zero level).
 Trust mask M = 1[|x̂ − x| ≤ T·σ], T default = α_b/(2^b − 1) = half a step in σ units.
 With Hadamard (block-diagonal along K): x̂ = Q(x·H)·Hᵀ and ∂x = ((∂out·H) ⊙ M)·Hᵀ.
+
+Groups (`group`/`group_size` G, docs/design.md §3): the rotation stays block-diagonal along the whole
+row; the grid (σ, s, Δ, and T·σ of the mask) is then per group of G consecutive *rotated* values.
+G a multiple of the block: σ of a group = RMS of its unrotated values (H is orthonormal per block).
+G smaller than the block: σ is the RMS of G of the block's rotated coordinates.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from typing import Any, Callable, NamedTuple
 
 import torch
 
-from quest_lab.quant.base import Quantizer, register_quantizer, row_rms
+from quest_lab.quant.base import Quantizer, per_group, register_quantizer, row_rms
 from quest_lab.quant.estimators import MaskedSTE
 from quest_lab.quant.gaussian import gaussian_alpha
 from quest_lab.quant.hadamard import hadamard_block_for, hadamard_transform
@@ -80,29 +85,31 @@ def _check_int_bits(bits: float) -> int:
 
 
 def quest_quantize_rotated(x: torch.Tensor, bits: float, trust: float | None = None,
-                           block: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+                           block: int = 128, group: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Q(x·H) left in the rotated domain (with the trust estimator): ∂x = (∂out ⊙ M)·Hᵀ.
 
     Q(x·H)·Q(W·H)ᵀ equals the de-rotated product, so a GEMM can skip the two inverse rotations.
+    `group`: one grid per group of that many rotated values (None: per row).
     """
     b = _check_int_bits(bits)
     t = default_trust(b) if trust is None else float(trust)
     x_r = hadamard_transform(x, hadamard_block_for(x.shape[-1], block))
-    return MaskedSTE.apply(x_r, functools.partial(_quest_grid, bits=b, trust=t))
+    return MaskedSTE.apply(x_r, per_group(functools.partial(_quest_grid, bits=b, trust=t), group))
 
 
 def quest_quantize(x: torch.Tensor, bits: float, trust: float | None = None, hadamard: bool = True,
-                   block: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+                   block: int = 128, group: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Pure-torch QuEST fake-quantization along the last dim.
 
     Returns (x̂ in the original domain, trust mask M in the domain that was quantized — the rotated
-    one when `hadamard`).  x̂ carries the trust gradient estimator.
+    one when `hadamard`).  x̂ carries the trust gradient estimator.  `group`: σ, s, Δ per group of
+    that many consecutive (rotated) values instead of per row.
     """
     b = _check_int_bits(bits)
     t = default_trust(b) if trust is None else float(trust)
     blk = hadamard_block_for(x.shape[-1], block) if hadamard else 1
     x_r = hadamard_transform(x, blk)
-    x_hat_r, mask = MaskedSTE.apply(x_r, functools.partial(_quest_grid, bits=b, trust=t))
+    x_hat_r, mask = MaskedSTE.apply(x_r, per_group(functools.partial(_quest_grid, bits=b, trust=t), group))
     return hadamard_transform(x_hat_r, blk), mask  # H symmetric: applying H again is ·Hᵀ
 
 
@@ -118,7 +125,8 @@ def _triton_kernel() -> Callable[..., torch.Tensor] | None:
 
 @register_quantizer("quest")
 class QuestQuantizer(Quantizer):
-    """QuEST; options (spec): hadamard (bool), trust (T in σ units; None = half a step), hadamard_block."""
+    """QuEST; options (spec): hadamard (bool), trust (T in σ units; None = half a step), hadamard_block;
+    `group_size` (QuantConfig): one grid per group of G rotated values (Triton: `kernel_group`)."""
 
     def _use_triton(self, x: torch.Tensor) -> bool:
         if self.backend == "torch":
@@ -145,9 +153,15 @@ class QuestQuantizer(Quantizer):
         """Hadamard block for a last dim K (the kernel tiles rows by it even without rotation)."""
         return hadamard_block_for(k, self.options["hadamard_block"])
 
+    @property
+    def kernel_group(self) -> int | None:
+        """Group size as the kernels take it: None for per row (also when G = K)."""
+        return None if self.per_row else self.group_size
+
     def _kernel_args(self, x: torch.Tensor) -> dict[str, Any]:
         b, alpha, trust = self.kernel_triple()
-        return {"bits": b, "alpha": alpha, "trust": trust, "block": self.kernel_block(x.shape[-1])}
+        return {"bits": b, "alpha": alpha, "trust": trust, "block": self.kernel_block(x.shape[-1]),
+                "group_size": self.kernel_group}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.enabled and self._use_triton(x):
@@ -174,8 +188,9 @@ class QuestQuantizer(Quantizer):
             x = x.to(torch.bfloat16)
         xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
         o = self.options
-        return quest_quantize_rotated(xf, self.bits, o["trust"], o["hadamard_block"])[0].to(out_dtype or x.dtype)
+        return quest_quantize_rotated(xf, self.bits, o["trust"], o["hadamard_block"],
+                                      self.group_size)[0].to(out_dtype or x.dtype)
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
         o = self.options
-        return quest_quantize(x, self.bits, o["trust"], o["hadamard"], o["hadamard_block"])[0]
+        return quest_quantize(x, self.bits, o["trust"], o["hadamard"], o["hadamard_block"], self.group_size)[0]

@@ -1,11 +1,18 @@
 """Executors: run planned trials somewhere and report back to the driver through `TrialEvents`.
 
-An executor never touches the store: it calls `events.started / retrying / finished / failed`
-in the driver process, and the driver's listener (`quest_lab.sweep.runner.StoreWriter`) writes.
-Executors are registered by name with `@register_executor("name")`.
+An executor never touches the store: before a run's first attempt it asks `events.claim(run_id)` (the
+driver claims the run in the store; False means another driver has it: skip it), then reports
+`events.started / retrying / finished / failed` in the driver process, and the driver's listener
+(`quest_lab.sweep.runner.StoreWriter`) writes.  Workers run `run_trial(planned, train_fn)`: the plan →
+worker contract (run_id, config and data identity must agree; see `PlannedRun`).
+
+Executors are a registry like laws and quantizers: a module `quest_lab/sweep/<name>_executor.py`
+defining a class decorated with `@register_executor("<name>")` is found by `load_executors()`; its
+class attributes say what `--executor auto` may use it for (`parallel`, `remote`).
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import traceback
 from abc import ABC, abstractmethod
@@ -13,8 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
+from quest_lab.registry import class_registrar, import_plugins
 from quest_lab.run import RunConfig, RunResult
-from quest_lab.sweep.grid import PlannedRun
+from quest_lab.safe_text import clip_error
+from quest_lab.sweep.grid import ContractError, PlannedRun
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +38,6 @@ def default_train_fn() -> TrainFn:
 
 def import_train_fn(spec: str) -> TrainFn:
     """'package.module:function' -> the function (for --train-fn and custom trainers)."""
-    import importlib
-
     module, sep, name = spec.partition(":")
     if not sep or not module or not name:
         raise ValueError(f"train function {spec!r} must look like 'package.module:function'")
@@ -44,13 +51,25 @@ def import_train_fn(spec: str) -> TrainFn:
 
 
 def format_error(exc: BaseException) -> str:
-    """'Type: message' on the first line, then the traceback (bounded)."""
+    """'Type: message' (first line of the message) on the first line, then the traceback; bounded
+    without ever losing the first line."""
+    msg = str(exc).strip()
+    head = f"{type(exc).__name__}: {msg.splitlines()[0]}" if msg else type(exc).__name__
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return f"{type(exc).__name__}: {exc}\n{tb}"[-8000:]
+    return clip_error(f"{head}\n{tb}")
+
+
+def run_trial(run: PlannedRun, train_fn: TrainFn) -> RunResult:
+    """Worker side of the plan → worker contract: check that the run_id is the hash of the config and
+    data identity it came with, train, and check that the data the worker trained on is that data."""
+    run.verify()
+    return run.check_result(train_fn(run.config))
 
 
 class TrialEvents(Protocol):
     """Driver-side listener.  All calls happen in the driver process, one at a time."""
+
+    def claim(self, run_id: str) -> bool: ...
 
     def started(self, run_id: str, attempt: int) -> None: ...
 
@@ -67,14 +86,14 @@ class ExecutorConfig:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     max_concurrent: int | None = None  # None: as many as the resources allow
-    address: str | None = None  # Ray cluster address; None starts a local one
-    storage_path: str | None = None  # Ray Tune experiment dir; default ~/.cache/quest-lab/ray
+    address: str | None = None  # cluster address (remote executors); None starts a local one
+    storage_path: str | None = None  # executor's scratch dir (Ray Tune experiments); default in the cache
     name: str = "sweep"
 
     def __post_init__(self) -> None:
         if self.retries < 0:
             raise ValueError(f"retries={self.retries!r} must be >= 0")
-        if not self.cpus_per_trial > 0 or self.gpus_per_trial < 0:
+        if not self.cpus_per_trial > 0 or not self.gpus_per_trial >= 0:
             raise ValueError(f"resources cpus={self.cpus_per_trial!r} must be > 0 and "
                              f"gpus={self.gpus_per_trial!r} >= 0")
         if self.max_concurrent is not None and self.max_concurrent < 1:
@@ -83,6 +102,9 @@ class ExecutorConfig:
 
 class Executor(ABC):
     name: ClassVar[str]
+    parallel: ClassVar[bool] = False  # runs several trials at once (`auto` picks it when that helps)
+    remote: ClassVar[bool] = False  # can run on a cluster given by --address
+    priority: ClassVar[int] = 100  # among executors `auto` could pick, the lowest wins
 
     def __init__(self, config: ExecutorConfig, train_fn: TrainFn | None = None) -> None:
         self.config = config
@@ -90,48 +112,32 @@ class Executor(ABC):
 
     @abstractmethod
     def run(self, runs: Sequence[PlannedRun], events: TrialEvents) -> None:
-        """Run every trial (in order where possible); report each through `events`."""
+        """Run every trial this driver can claim (in order where possible); report each through `events`."""
 
 
 EXECUTORS: dict[str, type[Executor]] = {}
 
 
-def register_executor(name: str) -> Callable[[type[Executor]], type[Executor]]:
-    def deco(cls: type[Executor]) -> type[Executor]:
-        if name in EXECUTORS:
-            raise ValueError(f"executor {name!r} is already registered")
-        cls.name = name
-        EXECUTORS[name] = cls
-        return cls
+register_executor = class_registrar(EXECUTORS, "executor")  # @register_executor("ray") class RayExecutor(Executor): ...
 
-    return deco
+
+def load_executors() -> dict[str, type[Executor]]:
+    """Import every `*_executor` module of this package (each registers its executor); the registry."""
+    import_plugins(__name__.rsplit(".", 1)[0], lambda m: m.endswith("_executor"))
+    return EXECUTORS
+
+
+def get_executor(name: str) -> type[Executor]:
+    executors = load_executors()
+    if name not in executors:
+        raise ValueError(f"executor {name!r} is unknown; allowed: auto, {', '.join(executors)}")
+    return executors[name]
 
 
 def make_executor(name: str, config: ExecutorConfig, train_fn: TrainFn | None = None) -> Executor:
-    try:
-        cls = EXECUTORS[name]
-    except KeyError:
-        raise ValueError(f"executor {name!r} is unknown; allowed: {', '.join(EXECUTORS)}") from None
-    return cls(config, train_fn)
+    return get_executor(name)(config, train_fn)
 
 
-@register_executor("local")
-class LocalExecutor(Executor):
-    """Sequential, in-process: for debugging and tiny CPU runs."""
-
-    def run(self, runs: Sequence[PlannedRun], events: TrialEvents) -> None:
-        for run in runs:
-            attempts = self.config.retries + 1
-            for attempt in range(1, attempts + 1):
-                events.started(run.run_id, attempt)
-                try:
-                    result = self.train_fn(run.config)
-                except Exception as exc:  # a trial's real error: retry, then record failed
-                    error = format_error(exc)
-                    if attempt < attempts:
-                        events.retrying(run.run_id, error, attempt)
-                        continue
-                    events.failed(run.run_id, error, attempt)
-                    break
-                events.finished(run.run_id, result, attempt)
-                break
+def not_retried(exc: BaseException) -> bool:
+    """Errors a retry cannot fix: the plan → worker contract was broken."""
+    return isinstance(exc, ContractError)

@@ -6,19 +6,22 @@ store already holds as completed/diverged (and failed, unless `rerun_failed`).
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from quest_lab.run import RunConfig
+from quest_lab.run import RunConfig, RunResult
 from quest_lab.sweep.spec import JOINT_BITS, SpecError, Sweep
 
 log = logging.getLogger(__name__)
 
 DataIdentityFn = Callable[[str, str, int], str]
 DONE_STATUSES = ("completed", "diverged")
+DEFAULT_MAX_GRID = 10_000  # points; `quest-lab sweep --max-grid N` raises it
 
 
 def _matches(resolved: dict[str, Any], pattern: dict[str, Any]) -> bool:
@@ -48,9 +51,26 @@ def _describe(point: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in point.items()) or "(base only)"
 
 
-def expand(sweep: Sweep) -> list[RunConfig]:
+def grid_points(sweep: Sweep) -> int:
+    """How many points the grid product plus include entries has (before exclude / de-duplication)."""
+    return (math.prod(len(v) for v in sweep.axes.values()) if sweep.axes else 0) + len(sweep.include)
+
+
+def check_grid_size(sweep: Sweep, max_points: int = DEFAULT_MAX_GRID) -> int:
+    """Refuse a grid larger than `max_points` before expanding it (a 10⁶-point grid would hang)."""
+    n = grid_points(sweep)
+    if n > max_points:
+        dims = " × ".join(f"{len(v)} {k}" for k, v in sweep.axes.items())
+        raise SpecError(sweep.path, "grid", f"{n:,} points ({dims}{' + include' if sweep.include else ''}) "
+                                            f"exceed the limit of {max_points:,}; raise it with --max-grid {n}")
+    return n
+
+
+def expand(sweep: Sweep, max_points: int = DEFAULT_MAX_GRID) -> list[RunConfig]:
     """Every RunConfig of the sweep: grid product minus exclude, plus include; de-duplicated,
-    in file order.  Raises SpecError naming the first point RunConfig rejects."""
+    in file order.  Raises SpecError naming the first point RunConfig rejects, or when the grid has
+    more than `max_points` points."""
+    check_grid_size(sweep, max_points)
     names = list(sweep.axes)
     points: list[tuple[str, dict[str, Any]]] = []
     for combo in itertools.product(*(sweep.axes[n] for n in names)):
@@ -89,11 +109,42 @@ def default_data_identity() -> DataIdentityFn:
     return data_identity
 
 
+class ContractError(ValueError):
+    """A trial whose run_id, config and data identity disagree (the plan → worker contract)."""
+
+
 @dataclass(frozen=True)
 class PlannedRun:
+    """The plan → worker contract: what the driver hands a worker.  The run_id is the hash of the
+    config and the data identity (`RunConfig.run_id`); the worker checks it before training and checks
+    that the data it trained on has that identity; the store refuses a result that disagrees."""
+
     run_id: str
     config: RunConfig
     data_identity: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "config": self.config.to_dict(), "data_identity": self.data_identity}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PlannedRun":
+        run = cls(run_id=d["run_id"], config=RunConfig.from_dict(d["config"]), data_identity=d["data_identity"])
+        run.verify()
+        return run
+
+    def verify(self) -> None:
+        expected = self.config.run_id(self.data_identity)
+        if expected != self.run_id:
+            raise ContractError(f"run {self.run_id}: its config and data identity hash to {expected}; "
+                                "the plan was changed on its way to the worker")
+
+    def check_result(self, result: RunResult) -> RunResult:
+        """The result, with the planned identity; ContractError when the worker trained on other data."""
+        if result.data_identity and result.data_identity != self.data_identity:
+            raise ContractError(f"run {self.run_id}: the worker trained on data {result.data_identity} but "
+                                f"the run was planned on {self.data_identity} (the corpus or tokenizer differs "
+                                "on this worker); nothing stored")
+        return dataclasses.replace(result, data_identity=self.data_identity)
 
     @property
     def cost(self) -> float:
@@ -136,12 +187,13 @@ class Plan:
 
 
 def plan_sweep(sweep: Sweep, existing: Callable[[list[str]], dict[str, str]],
-               *, rerun_failed: bool = False, data_identity: DataIdentityFn | None = None) -> Plan:
+               *, rerun_failed: bool = False, data_identity: DataIdentityFn | None = None,
+               max_points: int = DEFAULT_MAX_GRID) -> Plan:
     """Resolve the grid, compute run_ids and look their status up with `existing(run_ids)`."""
     ident = data_identity or default_data_identity()
     cache: dict[tuple[str, str, int], str] = {}
     runs: list[PlannedRun] = []
-    for cfg in expand(sweep):
+    for cfg in expand(sweep, max_points):
         key = (cfg.corpus, cfg.tokenizer, cfg.vocab_size)
         if key not in cache:
             cache[key] = ident(*key)

@@ -1,23 +1,20 @@
-"""Import external runs (published scaling data) from CSV so they can be fitted like our own.
+"""`quest-lab import`: external runs (published scaling data) from CSV into the store, fitted like our own.
 
-Fields: N (non-embedding params), D (training tokens), loss, w_bits, a_bits, quantizer, and C
-(training FLOPs; used for D = C / (6·N) when there is no D column).
-
-Column → field rules:
-  1. `--map "COLUMN=FIELD"` maps a CSV column to a field (the column must exist, the field must be
-     one of the fields above);
-  2. otherwise a column whose name equals a field (case-insensitive) maps to it;
-  3. other columns are kept verbatim in the stored row's config JSON and otherwise ignored.
-Required: N, loss, and D or C.  w_bits / a_bits / quantizer must come from a column or from
-`--default FIELD=VALUE` (e.g. `--default w_bits=16 --default a_bits=16 --default quantizer=bf16`
-for full-precision data); if neither, the import is refused.  A row's run_id is a hash of its
-full content + the source file name, so importing the same file twice adds nothing.
+Columns become fields by the shared rules of `quest_lab.ingest` (the same as `fit --csv`): `--map
+"COLUMN=FIELD"`, then a column named like a field (any case), then known aliases ("Model Size" → N,
+"Training FLOP" → C, ...); D = C/(6N) when only FLOPs are given; other columns are kept verbatim in the
+stored row's config JSON.  Required: N, loss, and D or C.  w_bits / a_bits / quantizer must come from a
+column or from `--default FIELD=VALUE` (e.g. `--default w_bits=16 --default a_bits=16 --default
+quantizer=bf16` for full-precision data); if neither, the import is refused.  Bit-widths are checked like
+a sweep's (`quest_lab.run.check_bits`).  A row's run_id is a hash of its full content + the source file
+name, so importing the same file twice adds nothing.  Every problem is an ImportFileError naming the row.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +22,11 @@ from typing import Any
 
 import pandas as pd
 
-from quest_lab.sweep.spec import safe_name
-
-IMPORT_FIELDS: tuple[str, ...] = ("N", "D", "C", "loss", "w_bits", "a_bits", "quantizer")
-DEFAULTABLE: tuple[str, ...] = ("w_bits", "a_bits", "quantizer")
+from quest_lab.ingest import FIELDS as IMPORT_FIELDS
+from quest_lab.ingest import PRECISION_FIELDS as DEFAULTABLE
+from quest_lab.ingest import IngestError, column_map, tokens_from_flops
+from quest_lab.run import check_bits
+from quest_lab.sweep.spec import SWEEP_NAME, safe_name
 
 
 class ImportFileError(ValueError):
@@ -62,7 +60,10 @@ class ImportSpec:
             raise ImportFileError(f"--default names unknown field(s) {', '.join(bad)}; allowed: {', '.join(DEFAULTABLE)}")
         for f in ("w_bits", "a_bits"):
             if f in self.defaults:
-                _number(self.defaults[f], f"--default {f}")
+                _bits(self.defaults[f], f"--default {f}", f)
+        if self.sweep is not None and not re.fullmatch(SWEEP_NAME, self.sweep):
+            raise ImportFileError(f"--sweep {self.sweep!r} is not a valid sweep name; use letters, digits, "
+                                  "'_', '.', '-' (at most 200)")
 
     @property
     def source(self) -> str:
@@ -83,6 +84,16 @@ def _number(value: Any, where: str) -> float:
     return x
 
 
+def _bits(value: Any, where: str, name: str) -> float:
+    """A bit-width some quantizer accepts, as for sweeps (9 or 0.5 are refused)."""
+    x = _number(value, where)
+    try:
+        check_bits(name, x)
+    except ValueError as exc:
+        raise ImportFileError(f"{where}: {exc}") from None
+    return x
+
+
 def read_import(spec: ImportSpec) -> list[dict[str, Any]]:
     """Rows of the CSV as store records (run_id, N, D, loss, w_bits, a_bits, quantizer, extra)."""
     if not spec.path.is_file():
@@ -92,15 +103,10 @@ def read_import(spec: ImportSpec) -> list[dict[str, Any]]:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ImportFileError(f"{spec.path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
     columns = [str(c) for c in frame.columns]
-    missing_cols = sorted(c for c in spec.mapping if c not in columns)
-    if missing_cols:
-        raise ImportFileError(f"{spec.path}: --map names column(s) {', '.join(map(repr, missing_cols))} "
-                           f"that the file lacks; columns: {', '.join(columns)}")
-    col_of: dict[str, str] = {fld: col for col, fld in spec.mapping.items()}
-    for col in columns:
-        fld = next((f for f in IMPORT_FIELDS if f.lower() == col.lower()), None)
-        if fld is not None and fld not in col_of and col not in spec.mapping:
-            col_of[fld] = col
+    try:
+        col_of = column_map(columns, spec.mapping)
+    except IngestError as exc:
+        raise ImportFileError(f"{spec.path}: {exc}") from None
     lacking = [f for f in ("N", "loss") if f not in col_of]
     if "D" not in col_of and "C" not in col_of:
         lacking.append("D (or C)")
@@ -122,10 +128,10 @@ def read_import(spec: ImportSpec) -> list[dict[str, Any]]:
         if "D" in col_of:
             d = _number(get("D"), f"{where}, {col_of['D']}")
         else:
-            d = _number(get("C"), f"{where}, {col_of['C']}") / (6.0 * n)
+            d = tokens_from_flops(_number(get("C"), f"{where}, {col_of['C']}"), n)
         loss = _number(get("loss"), f"{where}, {col_of['loss']}")
-        w = _number(get("w_bits"), f"{where}, w_bits")
-        a = _number(get("a_bits"), f"{where}, a_bits")
+        w = _bits(get("w_bits"), f"{where}, w_bits", "w_bits")
+        a = _bits(get("a_bits"), f"{where}, a_bits", "a_bits")
         q = str(get("quantizer")).strip()
         if not q or q.lower() == "nan":
             raise ImportFileError(f"{where}: empty quantizer")

@@ -12,7 +12,7 @@ class SweepProgress:
 
     def __init__(self, total: int, name: str, *, console: Console | None = None, enabled: bool = True) -> None:
         self.total = total
-        self.running = self.done = self.failed = self.diverged = self.retries = 0
+        self.running = self.done = self.failed = self.diverged = self.retries = self.skips = 0
         self._progress: Progress | None = None
         if enabled and total:
             self._progress = Progress(
@@ -41,7 +41,7 @@ class SweepProgress:
 
     def _refresh(self) -> None:
         if self._progress is not None:
-            self._progress.update(self._task, completed=self.done + self.failed, running=self.running,
+            self._progress.update(self._task, completed=self.done + self.failed + self.skips, running=self.running,
                                   failed=self.failed, diverged=self.diverged)
 
     def started(self) -> None:
@@ -64,3 +64,8 @@ class SweepProgress:
 
     def failed_run(self) -> None:
         self.finished("failed")
+
+    def skipped(self) -> None:
+        """A run another driver holds (or finished): nothing to do here."""
+        self.skips += 1
+        self._refresh()

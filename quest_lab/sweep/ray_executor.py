@@ -1,14 +1,18 @@
 """The Ray Tune executor: one Tune trial per run, resources per trial, retries, bounded concurrency.
 
-Workers only run `train_fn(config)` and report the RunResult as JSON; the `_EventsCallback`
-(a Tune callback, so it runs in the driver) turns trial starts / results / errors into
-`TrialEvents` calls, and the driver's listener writes the store.  Ray's own console output is
-switched off: the user sees the driver's progress bar only.
+Trials are handed to Tune lazily by `_ClaimingSearcher` (a Tune searcher, so it runs in the driver):
+each time Tune has room for a trial it asks for one, and the searcher claims the next run in the store
+(`events.claim`) and hands out only what it claimed; with another driver on the same sweep, each run is
+claimed, so trained, once.  Workers only run `run_trial(planned, train_fn)` and report the RunResult as
+JSON; the `_EventsCallback` (a Tune callback, in the driver) turns trial starts / results / errors into
+`TrialEvents` calls, and the driver's listener writes the store.  Ray's own console output is switched
+off: the user sees the driver's progress bar only.
 """
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -17,8 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from quest_lab.run import RunConfig, RunResult
-from quest_lab.sweep.executors import Executor, TrainFn, TrialEvents, register_executor
+from quest_lab.run import RunResult
+from quest_lab.safe_text import clip_error
+from quest_lab.sweep.executors import Executor, TrainFn, TrialEvents, register_executor, run_trial
 from quest_lab.sweep.grid import PlannedRun
 from quest_lab.sweep.spec import safe_name
 
@@ -60,10 +65,10 @@ def quiet_ray_logging(level: int = logging.CRITICAL) -> None:
 
 
 def _trial(config: dict[str, Any], *, train_fn: TrainFn, runs: dict[str, dict[str, Any]]) -> None:
-    """Worker side: train one run and report its result (no store access)."""
+    """Worker side: check the plan → worker contract, train one run, report its result (no store access)."""
     from ray import tune
 
-    result = train_fn(RunConfig.from_dict(runs[config["run_id"]]))
+    result = run_trial(PlannedRun.from_dict(runs[config["run_id"]]), train_fn)
     tune.report({RESULT_KEY: json.dumps(result.to_dict())})
 
 
@@ -78,7 +83,7 @@ def error_text(text: str, head: str | None = None) -> str:
     if head is None:
         lines = [ln for ln in text.splitlines() if _EXC_LINE.match(ln)]
         head = lines[-1] if lines else ""
-    return (f"{head}\n{text}" if head else text)[-8000:]
+    return clip_error(f"{head}\n{text}" if head else text)
 
 
 def _trial_error(trial: Any) -> str:
@@ -88,7 +93,9 @@ def _trial_error(trial: Any) -> str:
         exc = None
     if exc is not None:
         cause = getattr(exc, "cause", None) or exc
-        return error_text(str(exc), head=f"{type(cause).__name__}: {cause}".splitlines()[0])
+        msg = str(cause).strip()
+        head = f"{type(cause).__name__}: {msg.splitlines()[0]}" if msg else type(cause).__name__
+        return error_text(str(exc), head=head)
     for getter in (lambda: Path(trial.error_file).read_text(), trial.get_error):
         try:
             text = getter()
@@ -146,11 +153,49 @@ def _events_callback(events: TrialEvents):
     return _EventsCallback(events)
 
 
+def _claiming_searcher(runs: Sequence[PlannedRun], events: TrialEvents):
+    from ray.tune.search import Searcher
+
+    class _ClaimingSearcher(Searcher):
+        """Runs in the driver: hands Tune the next run this driver could claim, FINISHED when none is left."""
+
+        def __init__(self, queue: Sequence[PlannedRun], sink: TrialEvents) -> None:
+            super().__init__()
+            self.queue = list(queue)
+            self.events: TrialEvents | None = sink
+
+        def __getstate__(self) -> dict[str, Any]:  # Tune pickles searchers; the listener stays here
+            state = self.__dict__.copy()
+            state["events"] = None
+            return state
+
+        def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+            while self.queue:
+                run = self.queue.pop(0)
+                if self.events is not None and self.events.claim(run.run_id):
+                    return {"run_id": run.run_id}
+            return Searcher.FINISHED
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+            pass
+
+        def save(self, checkpoint_path: str) -> None:  # nothing to resume: the store is the state
+            pass
+
+        def restore(self, checkpoint_path: str) -> None:
+            pass
+
+    return _ClaimingSearcher(runs, events)
+
+
 @register_executor("ray")
 class RayExecutor(Executor):
-    """Ray Tune `Tuner` over a grid of run_ids; uses a running Ray session if there is one,
-    else `ray.init(address=...)` (local cluster when address is None) and shuts it down after."""
+    """Ray Tune `Tuner` fed by a claiming searcher; uses a running Ray session if there is one, else
+    `ray.init(address=...)` (a local cluster when address is None) and shuts it down after."""
 
+    parallel = True
+    remote = True
+    priority = 10
     startup_s: float = 0.0  # time spent in ray.init (0 when a session was already running)
 
     def run(self, runs: Sequence[PlannedRun], events: TrialEvents) -> None:
@@ -177,17 +222,31 @@ class RayExecutor(Executor):
             if started_here:
                 ray.shutdown()
 
+    def _limit(self) -> int:
+        """Trials at once: max_concurrent, else what the cluster's CPUs/GPUs allow (at least 1).  It also
+        bounds how many runs this driver holds claims on."""
+        import ray
+
+        cfg = self.config
+        if cfg.max_concurrent is not None:
+            return cfg.max_concurrent
+        res = ray.cluster_resources()
+        limit = math.floor(res.get("CPU", 1) / cfg.cpus_per_trial)
+        if cfg.gpus_per_trial > 0:
+            limit = min(limit, math.floor(res.get("GPU", 0) / cfg.gpus_per_trial))
+        return max(limit, 1)
+
     def _fit(self, runs: Sequence[PlannedRun], events: TrialEvents) -> None:
         from ray import tune
 
         cfg = self.config
-        configs = {r.run_id: r.config.to_dict() for r in runs}
-        trainable = tune.with_parameters(_trial, train_fn=self.train_fn, runs=configs)
+        planned = {r.run_id: r.to_dict() for r in runs}
+        trainable = tune.with_parameters(_trial, train_fn=self.train_fn, runs=planned)
         resources = {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
         tuner = tune.Tuner(
             tune.with_resources(trainable, resources),
-            param_space={"run_id": tune.grid_search([r.run_id for r in runs])},
-            tune_config=tune.TuneConfig(max_concurrent_trials=cfg.max_concurrent, num_samples=1,
+            tune_config=tune.TuneConfig(search_alg=_claiming_searcher(runs, events), num_samples=len(runs),
+                                       max_concurrent_trials=self._limit(),
                                        reuse_actors=True),  # no worker start-up per trial
             run_config=tune.RunConfig(
                 name=f"{safe_name(cfg.name)}-{time.strftime('%Y%m%d-%H%M%S')}",

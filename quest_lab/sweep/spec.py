@@ -35,6 +35,9 @@ from quest_lab.run import RunConfig
 from quest_lab.sizes import MODEL_SIZES
 
 DEFAULT_STORE = "sqlite:///results.db"
+MAX_SPEC_BYTES = 1 << 20  # a sweep file larger than 1 MiB is not a sweep file
+MAX_YAML_VALUES = 100_000  # scalars + collections after alias expansion
+SWEEP_NAME = r"[A-Za-z0-9_.\-]{1,200}"  # a sweep's key in the store (also `import --sweep`)
 # The keys a sweep may set on a run: RunConfig's fields plus the joint `bits` = [w_bits, a_bits].
 JOINT_BITS = "bits"
 
@@ -77,15 +80,15 @@ def _field_adapters() -> dict[str, TypeAdapter]:
 
 class Resources(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-    cpus: float = Field(1.0, gt=0, description="CPUs per trial (fractional allowed)")
-    gpus: float = Field(0.0, ge=0, description="GPUs per trial (fractional allowed)")
+    cpus: float = Field(1.0, gt=0, allow_inf_nan=False, description="CPUs per trial (fractional allowed)")
+    gpus: float = Field(0.0, ge=0, allow_inf_nan=False, description="GPUs per trial (fractional allowed)")
 
 
 class SweepSpec(BaseModel):
     """The validated contents of a sweep file (structure only; see `load_spec` for semantics)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$", max_length=200)
+    name: str = Field(pattern=f"^{SWEEP_NAME}$", max_length=200)
     base: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     include: list[dict[str, Any]] = Field(default_factory=list)
@@ -223,16 +226,58 @@ def parse_spec(raw: Any, file: str | Path = "<sweep>") -> Sweep:
     return Sweep(spec=spec, path=file, base=base, axes=axes, include=include, exclude=exclude)
 
 
-def load_spec(path: str | Path) -> Sweep:
-    """Read and validate a sweep file, then resolve every point (so unknown sizes, missing token
-    budgets etc. fail here, before anything runs).  Raises SpecError."""
-    from quest_lab.sweep.grid import expand
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
+
+def _check_expansion(root: yaml.Node, file: Path) -> None:
+    """Bound the document's size *after* alias expansion (a "billion laughs" file is a few lines that
+    expand to 10⁹ values) and refuse recursive aliases.  Iterative, memoised by node: linear in the
+    composed graph, whatever it expands to."""
+    size: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, int]] = [(root, 0)]
+    while stack:
+        node, i = stack.pop()
+        kids = _children(node)
+        if i == 0:
+            if id(node) in size:
+                continue
+            if id(node) in on_path:
+                raise SpecError(file, "", "invalid YAML: an alias refers to a node that contains it")
+            on_path.add(id(node))
+        if i < len(kids):
+            stack.append((node, i + 1))
+            stack.append((kids[i], 0))
+            continue
+        on_path.discard(id(node))
+        size[id(node)] = 1 + sum(size[id(k)] for k in kids)
+        if size[id(node)] > MAX_YAML_VALUES:
+            raise SpecError(file, "", f"the file expands to more than {MAX_YAML_VALUES:,} values "
+                                      "(YAML aliases); a sweep file is a few hundred values at most")
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A sweep file's YAML document, parsed with bounds: size on disk, nesting, alias expansion."""
     p = Path(path)
     if not p.is_file():
         raise SpecError(p, "", "no such sweep file")
+    if p.stat().st_size > MAX_SPEC_BYTES:
+        raise SpecError(p, "", f"file is {p.stat().st_size:,} bytes; a sweep file may be at most {MAX_SPEC_BYTES:,}")
     try:
-        raw = yaml.load(p.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - a SafeLoader
+        loader = _Loader(p.read_text(encoding="utf-8"))
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _check_expansion(node, p)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else ""
@@ -240,9 +285,15 @@ def load_spec(path: str | Path) -> Sweep:
         raise SpecError(p, where, f"invalid YAML: {problem}") from None
     except UnicodeDecodeError:
         raise SpecError(p, "", "not a UTF-8 text file") from None
-    sweep = parse_spec(raw, p)
-    expand(sweep)  # raises SpecError naming the first point RunConfig rejects
-    return sweep
+    except RecursionError:
+        raise SpecError(p, "", "invalid YAML: nested too deeply") from None
+
+
+def load_spec(path: str | Path) -> Sweep:
+    """Read and validate a sweep file (structure, keys, value types, registries).  Only parses:
+    resolving the grid into runs (`quest_lab.sweep.grid.expand`) is the planner's job.
+    Raises SpecError."""
+    return parse_spec(read_yaml(path), Path(path))
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
