@@ -5,14 +5,16 @@ into one scalar target whose bootstrap spread is the uncertainty `quest-lab sugg
     target = q.bind(law, theta_hat)                       # "extrapolate:size=800M,tokens=8e10,label=quest:w4a4"
     values = target.values(thetas)                        # (K,) target per internal parameter vector
 
-- `best-precision` (memory=M bits of weights, or compute=C BF16-equivalent FLOPs; optional tokens=D for
-  the memory budget, default the data-rich limit D → ∞): which precision gives the lowest loss.  The
+- `best-precision` (memory=M bits of weights, or compute=C under a compute cost model of the registry,
+  `cost=train_flops` (default: BF16-equivalent FLOPs) or `cost=bops`; optional tokens=D for the memory
+  budget, default the data-rich limit D → ∞): which precision gives the lowest loss.  The
   answer is categorical (its bootstrap distribution over precisions is reported); the scalar target is
   the loss gap between the two leading precisions at the point fit, whose CI excluding 0 settles it.
 - `eff` (label=L): the law's parameter efficiency of precision L (N_eff / N).
 - `extrapolate` (N=… or size=…, D=… or tokens=…, label=L, default bf16): the predicted loss there.
 
-Memory and compute follow `derived.memory_bits` / `derived.training_compute` (one definition each).
+Costs come from the cost-model registry (`cost.py`) and the compute-optimal search is
+`derived.optimal_points`, the one `quest-lab fit` answers with (one definition each).
 Adding a question is one decorated class with `keys`, `__post_init__` checks and `bind`.
 """
 from __future__ import annotations
@@ -24,12 +26,12 @@ from typing import Callable, ClassVar
 import numpy as np
 
 from quest_lab.analysis import derived
+from quest_lab.analysis.cost import CostModel, cost_models, get_cost_model
 from quest_lab.analysis.data import label_bits
 from quest_lab.analysis.law_base import BASE_LABEL, Design, Law
 
 QUESTIONS: dict[str, type["Question"]] = {}
 D_INF = 1e300  # "data-rich limit": the B/D^β term vanishes (as derived.optimal_precision_memory)
-N_GRID = 400  # log-N grid of the compute-optimal search (step ~0.1 in ln N), refined by a parabola
 
 
 def register_question(name: str):
@@ -166,17 +168,25 @@ class Extrapolate(Question):
 @register_question("best-precision")
 @dataclass(frozen=True)
 class BestPrecision(Question):
-    summary: ClassVar[str] = ("best precision at a memory (bits) or compute (FLOPs) budget: "
-                              "best-precision:memory=8e6[,tokens=1e8] or best-precision:compute=1e15")
+    summary: ClassVar[str] = ("best precision at a memory (bits) or compute budget: best-precision:memory=8e6"
+                              "[,tokens=1e8] or best-precision:compute=1e15[,cost=train_flops|bops]")
     memory: float | None = None
     compute: float | None = None
     tokens: float | None = None  # memory budget only: train every precision on D tokens (default D → ∞)
+    cost: str | None = None  # compute budget only: a cost model that scales with N·D (default train_flops)
 
     def __post_init__(self) -> None:
         if (self.memory is None) == (self.compute is None):
             raise ValueError("best-precision needs exactly one of memory=<bits> or compute=<FLOPs>")
         if self.tokens is not None and self.compute is not None:
             raise ValueError("best-precision: tokens= applies to a memory budget only (compute sets N and D)")
+        if self.cost is not None:
+            if self.compute is None:
+                raise ValueError("best-precision: cost= applies to a compute budget only (memory is w_bits·N)")
+            allowed = [k for k, m in cost_models().items() if m.scales_with == "ND"]
+            if self.cost not in allowed:
+                raise ValueError(f"best-precision: cost={self.cost!r} is not a compute cost model; "
+                                 f"allowed: {', '.join(allowed)}")
         for key in ("memory", "compute", "tokens"):
             v = getattr(self, key)
             if v is not None and not (np.isfinite(v) and v > 0):
@@ -187,14 +197,19 @@ class BestPrecision(Question):
         labels = [BASE_LABEL, *law.labels]
         thetas = np.atleast_2d(thetas)
         out = np.empty((len(thetas), len(labels)))
+        model = self.cost_model
         for j, label in enumerate(labels):
             w, a = label_bits(label)
             if self.memory is not None:
-                N = self.memory / float(derived.memory_bits(1.0, w))
+                N = self.memory / float(model.factor(w, a))
                 out[:, j] = np.exp(_log_loss(law, thetas, point_design(law, N, self.tokens or D_INF, label))[:, 0])
             else:
-                out[:, j] = _compute_optimal_loss(law, thetas, self.compute, label, w, a)
+                out[:, j] = derived.optimal_points(law, thetas, label, model, self.compute)["loss"]
         return labels, out
+
+    @property
+    def cost_model(self) -> CostModel:
+        return get_cost_model("memory" if self.memory is not None else self.cost or "train_flops")
 
     def bind(self, law: Law, theta_hat: np.ndarray) -> Target:
         labels, hat = self.losses(law, theta_hat)
@@ -202,7 +217,8 @@ class BestPrecision(Question):
             raise ValueError("best-precision needs at least two fitted precisions")
         order = np.argsort(hat[0])
         best, second = int(order[0]), int(order[1])
-        budget = f"memory {self.memory:.3g} bits" if self.memory is not None else f"compute {self.compute:.3g} FLOPs"
+        budget = (f"memory {self.memory:.3g} bits" if self.memory is not None
+                  else f"{self.cost_model.name} {self.compute:.3g} {self.cost_model.unit}")
 
         def values(thetas: np.ndarray) -> np.ndarray:
             loss = self.losses(law, thetas)[1]
@@ -213,23 +229,6 @@ class BestPrecision(Question):
 
         return Target(f"best precision at {budget}: loss({labels[second]}) − loss({labels[best]})",
                       "loss gap", values, answers)
-
-
-def _compute_optimal_loss(law: Law, thetas: np.ndarray, C: float, label: str, w: float, a: float) -> np.ndarray:
-    """Lowest loss over N at training compute C (D = C / cost-per-N·D), per parameter vector.
-
-    A log-N grid over the same range as `derived.compute_optimal`, refined by a parabola through
-    the best grid point and its neighbours (vectorised over draws)."""
-    nd = C / float(derived.training_compute(1.0, 1.0, w, a))
-    logs = np.linspace(0.05 * np.log(nd), 0.95 * np.log(nd), N_GRID)
-    N = np.exp(logs)
-    y = _log_loss(law, thetas, point_design(law, N, nd / N, label))  # (K, G)
-    i = np.clip(np.argmin(y, axis=1), 1, N_GRID - 2)
-    k = np.arange(len(y))
-    y0, y1, y2 = y[k, i - 1], y[k, i], y[k, i + 1]
-    curv = y0 - 2 * y1 + y2  # parabola through (−1, y0), (0, y1), (1, y2): vertex y1 − (y2 − y0)²/(8·curv)
-    vertex = y1 - np.where(curv > 0, (y2 - y0) ** 2 / (8 * np.where(curv > 0, curv, 1.0)), 0.0)
-    return np.exp(np.minimum(vertex, y.min(axis=1)))
 
 
 def _number(key: str, text: str) -> float:

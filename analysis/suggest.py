@@ -52,7 +52,8 @@ SWAP_GAIN = 0.02
 
 @dataclass(frozen=True)
 class SuggestConfig:
-    fit: FitConfig = field(default_factory=lambda: FitConfig(law="quest", method="varpro", bootstrap=0))
+    # the fit `quest-lab fit` makes by default (the law's default mode: joint, or staged for quartet/qat)
+    fit: FitConfig = field(default_factory=lambda: FitConfig(law="quest", bootstrap=0))
     n: int = 8  # at most this many runs
     budget: float = math.inf  # total cost of the chosen runs, in the candidates' cost unit
     bootstrap: int = 200  # replicates of the paired bootstrap
@@ -109,6 +110,7 @@ class Suggestion:
     shares_before: dict[str, float] = field(default_factory=dict)  # categorical answers (best-precision)
     shares_after: dict[str, float] = field(default_factory=dict)
     refits: int = 0  # simulate-and-refit evaluations
+    mode: str = ""  # the fit's mode (joint / staged), which the refits follow
     elapsed_s: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -156,7 +158,8 @@ def _shares(answers: np.ndarray) -> dict[str, float]:
 
 def _augment(d: Design, c: Design) -> Design:
     return Design(*(np.concatenate([getattr(d, f), getattr(c, f)]) for f in
-                    ("logN", "logD", "w_bits", "a_bits", "label_idx")), d.labels, np.concatenate([d.y, c.y]))
+                    ("logN", "logD", "w_bits", "a_bits", "label_idx")), d.labels, np.concatenate([d.y, c.y]),
+                  np.concatenate([d.groups, c.groups]))
 
 
 def _mp_context():
@@ -170,8 +173,8 @@ def _mp_context():
 def _evaluate(job: tuple) -> tuple[np.ndarray, np.ndarray | None]:
     """Worker: target values (and categorical answers) of the replicates refitted on the runs plus
     a candidate set."""
-    law_name, labels, question, theta_hat, d, W, Y, theta0, extra, mode, delta = job
-    law = get_law(law_name, labels)
+    law_name, labels, options, question, theta_hat, d, W, Y, theta0, extra, mode, delta = job
+    law = get_law(law_name, labels, options)
     theta = refit_replicates(law, d, W, Y, theta0, mode, delta, extra=extra)
     values = np.full(len(W), np.nan)
     ok = np.all(np.isfinite(theta), axis=1)
@@ -186,7 +189,7 @@ class _Designer:
 
     def __init__(self, runs: pd.DataFrame, cands: pd.DataFrame, question: Question, config: SuggestConfig) -> None:
         self.config, self.question = config, question
-        self.fit = fit_frame(runs, replace(config.fit, bootstrap=0))
+        self.fit = fit_frame(runs, replace(config.fit, bootstrap=0), with_answers=False)
         self.law: Law = self.fit.model
         labels = self.fit.labels
         uses = self.law.uses_precision
@@ -244,7 +247,7 @@ class _Designer:
         W = np.hstack([self.W, self.M[:, rows]])
         Y = np.hstack([np.tile(self.d.y, (B, 1)), self.mu[:, rows] + self.noise * self.E[:, rows]])
         # two starts per replicate: its fit without the candidates, and the truth they were simulated from
-        return (self.law.name, self.law.labels, self.question, self.theta, d, W, Y, self.theta_b,
+        return (self.law.name, self.law.labels, self.law.options, self.question, self.theta, d, W, Y, self.theta_b,
                 self.truth_of_replicate if rows else None, self.mode, self.delta)
 
 
@@ -354,16 +357,16 @@ def suggest(runs: pd.DataFrame, candidates: pd.DataFrame, question: Question, co
         total_cost=float(cost[best].sum()) if best else 0.0, budget=config.budget, n_candidates=int(dz.usable.sum()),
         shares_before=_shares(dz.target.answers(dz.theta_b)) if categorical else {},
         shares_after=_shares(simulated[tuple(sorted(best))][1]) if categorical and best else {},
-        refits=len(simulated), elapsed_s=time.perf_counter() - t0, notes=notes)
+        refits=len(simulated), mode=dz.mode, elapsed_s=time.perf_counter() - t0, notes=notes)
 
 
 def question_interval(runs: pd.DataFrame, question: Question, fit: FitConfig, bootstrap: int = 200,
                       ci: float = 0.8, seed: int = 0, reference: np.ndarray | None = None) -> dict[str, float]:
     """The question's value at the fit and its central `ci` bootstrap interval (stratified resamples,
-    refitted staged like the fitter, parameters of one replicate kept together).  `reference`: bind
+    refitted in the fit's mode like `bootstrap.py`, parameters of one replicate kept together).  `reference`: bind
     the question at these internal parameters instead of the fit (best-precision then compares the
     same two precisions before and after new runs)."""
-    result = fit_frame(runs, replace(fit, bootstrap=0))
+    result = fit_frame(runs, replace(fit, bootstrap=0), with_answers=False)
     law = result.model
     d = data_mod.design(result.frame, labels=result.labels if law.uses_precision else ())
     target = question.bind(law, result.theta if reference is None else reference)

@@ -5,9 +5,11 @@
 
 Truth: the QuEST law with Chinchilla-like base parameters and plausible efficiencies, losses with
 0.5 % multiplicative noise (the residual level of published fits).  Grid: the paper's sizes 30M–800M ×
-20/50/100/200 tokens per parameter × BF16, QuEST W2A2/W3A3/W4A4/W8A8 (120 runs).  The initial data are
-the 45 runs at 30M–100M and 20–100 tokens/parameter; the other 75 are the candidates, each costing its
-training FLOPs (`quest_lab.sizes.training_flops`, context 512).  Per seed and question:
+10/20/50/100/200 tokens per parameter × BF16, QuEST W2A2/W3A3/W4A4/W8A8 (150 runs).  The initial data are
+the 45 runs at 30M–100M and 20–100 tokens/parameter; the other 105 are the candidates, each costing its
+training FLOPs under the cost registry's `train_flops` model (BF16-equivalent: forward at the rate of
+max(w, a) bits, backward in full precision; what `suggest --budget 1e18` counts).  The fit is the one
+`quest-lab fit` makes by default (the quest law's default mode, joint).  Per seed and question:
 
 - suggested: `suggest(n=K, budget=the initial grid's cost)`;
 - random: K' runs drawn at random among those still affordable, total cost ≤ the suggested runs' cost;
@@ -31,7 +33,8 @@ from quest_lab.analysis import FitConfig, fit_frame, get_law, normalise
 from quest_lab.analysis.data import design
 from quest_lab.analysis.questions import parse_question
 from quest_lab.analysis.suggest import SuggestConfig, question_interval, suggest
-from quest_lab.sizes import non_embedding_params, training_flops
+from quest_lab.analysis.cost import get_cost_model
+from quest_lab.sizes import non_embedding_params
 
 TRUE = {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28,
         "eff[quest:w2a2]": 0.45, "eff[quest:w3a3]": 0.70, "eff[quest:w4a4]": 0.85, "eff[quest:w8a8]": 0.98}
@@ -40,7 +43,7 @@ PRECISIONS = [("bf16", 16, 16), ("quest", 2, 2), ("quest", 3, 3), ("quest", 4, 4
 SIZES = ["30M", "50M", "100M", "200M", "430M", "800M"]
 TOKENS_PER_PARAM = [10, 20, 50, 100, 200]
 INITIAL = {"sizes": ["30M", "50M", "100M"], "tokens_per_param": [20, 50, 100]}
-SEQ_LEN = 512
+FLOPS = get_cost_model("train_flops")
 QUESTIONS = {
     "eff": "eff:label=quest:w4a4",
     "extrapolate": "extrapolate:size=1.6B,tokens=1.6e11,label=quest:w4a4",
@@ -57,7 +60,7 @@ def ground_truth(seed: int) -> pd.DataFrame:
             for q, w, a in PRECISIONS:
                 D = tpp * N
                 rows.append(dict(key=f"{size}/{q}:w{w}a{a}/{tpp}", size=size, N=float(N), D=float(D), tpp=tpp,
-                                 quantizer=q, w_bits=w, a_bits=a, cost=training_flops(size, int(D), SEQ_LEN)))
+                                 quantizer=q, w_bits=w, a_bits=a, cost=float(FLOPS.cost(N, D, w, a))))
     grid = normalise(pd.DataFrame(rows).assign(loss=1.0))
     d = design(grid)
     law = get_law("quest", d.labels)
@@ -108,7 +111,7 @@ def run_seed(seed: int, question: str, args, fit: FitConfig) -> dict:
     designs = {"suggested": res.chosen,
                "random": affordable(cands, k, spent, lambda ok: rng.choice(ok)),
                "largest": affordable(cands, k, spent, largest_first(cands))}
-    ref = fit_frame(runs, fit).theta  # every design's interval is of the question bound at the initial fit
+    ref = fit_frame(runs, fit, with_answers=False).theta  # every design's interval is of the question bound at the initial fit
     out = {"seed": seed, "question": question.split(":")[0], "runs": k, "cost": spent, "suggest_s": t_suggest,
            "predicted_ratio": res.width_after / res.width_before}
     for name, rows in designs.items():
@@ -143,7 +146,7 @@ def main() -> int:
     unknown = [q for q in args.questions.split(",") if q not in QUESTIONS]
     if unknown:
         ap.error(f"unknown question(s) {unknown}; allowed: {', '.join(QUESTIONS)}")
-    fit = FitConfig(law="quest", method="varpro", bootstrap=0)
+    fit = FitConfig(law="quest", bootstrap=0)  # `quest-lab fit`'s defaults: grid starts, the law's mode (joint)
     t0 = time.perf_counter()
     rows = []
     for name in args.questions.split(","):

@@ -19,7 +19,7 @@ from quest_lab.run import RunConfig
 TRUTH = {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28,
          "eff[quest:w2a2]": 0.45, "eff[quest:w4a4]": 0.85}
 PRECISIONS = [("bf16", 16, 16), ("quest", 2, 2), ("quest", 4, 4)]
-FIT = FitConfig(law="quest", method="varpro", bootstrap=0)
+FIT = FitConfig(law="quest", method="varpro", bootstrap=0)  # mode: the law's default (joint), as `fit`
 
 
 def grid(sizes=(3e7, 5e7, 1e8, 2e8, 4e8), tpps=(20, 50, 100, 200), seed=0, noise=0.005) -> pd.DataFrame:
@@ -54,6 +54,8 @@ def fitted(split):
     ("best-precision:memory=1e9,compute=1e18", "exactly one of memory"),
     ("best-precision:memory=lots", "memory='lots' is not a number"),
     ("best-precision:memory=-5", "must be a positive number"),
+    ("best-precision:memory=1e9,cost=bops", "cost= applies to a compute budget only"),
+    ("best-precision:compute=1e18,cost=memory", "cost='memory' is not a compute cost model; allowed: bops, train_flops"),
     ("extrapolate:N=1e9", "exactly one of D=<tokens> or tokens=<tokens>"),
     ("extrapolate:size=huge,D=1e9", "size='huge' is unknown"),
 ])
@@ -65,7 +67,7 @@ def test_bad_questions_are_one_line_value_errors(text, message):
 
 def test_question_spec_round_trips():
     for text in ("best-precision:memory=8e+06", "eff:label=quest:w4a4", "extrapolate:N=1e+09,D=2e+10,label=bf16",
-                 "best-precision:compute=1e+18"):
+                 "best-precision:compute=1e+18", "best-precision:compute=1e+18,cost=bops"):
         q = parse_question(text)
         assert parse_question(q.spec()) == q
     assert set(QUESTIONS) == {"best-precision", "eff", "extrapolate"}
@@ -85,7 +87,12 @@ def test_targets_agree_with_the_fit_and_derived(fitted):
     comp = parse_question("best-precision:compute=1e20").bind(law, result.theta)
     table = derived.optimal_precision_compute(result, 1e20)
     assert comp.answers(theta)[0] == table["label"][0]
-    assert comp.values(theta)[0] == pytest.approx(table["loss"][1] - table["loss"][0], rel=1e-3, abs=1e-6)
+    assert comp.values(theta)[0] == pytest.approx(table["loss"][1] - table["loss"][0], rel=1e-9)
+    from quest_lab.analysis.cost import get_cost_model
+
+    bops = parse_question("best-precision:compute=1e22,cost=bops").bind(law, result.theta)
+    table = derived.optimal_precision(result, get_cost_model("bops"), 1e22)
+    assert bops.answers(theta)[0] == table["label"][0] and "bops" in bops.description
 
 
 def test_binding_checks_the_fitted_precisions(fitted):
@@ -125,11 +132,29 @@ def test_refit_from_the_optimum_stays_there(fitted):
     assert np.allclose(theta, result.theta, atol=1e-4)
 
 
-@pytest.mark.parametrize("text, amount, cost", [("1e18", 1e18, "flops"), ("2.5e17 FLOPs", 2.5e17, "flops"),
+@pytest.mark.parametrize("text, amount, cost", [("1e18", 1e18, "train_flops"), ("2.5e17 FLOPs", 2.5e17, "train_flops"),
+                                                ("1e18 train_flops", 1e18, "train_flops"), ("1e20bops", 1e20, "bops"),
                                                 ("3gpu-h", 3.0, "gpu-h"), (" 0.5 gpu-hours ", 0.5, "gpu-h")])
 def test_parse_budget(text, amount, cost):
     b = parse_budget(text)
     assert (b.amount, b.cost) == (amount, cost)
+
+
+def test_run_costs_come_from_the_cost_registry():
+    """FLOP budgets are the registry's train_flops (2ND at the hardware rate of max(w, a) + 4ND), bops N·D·w·a."""
+    from quest_lab.analysis.cost import get_cost_model
+
+    common = dict(corpus="shakespeare", tokenizer="bpe", vocab_size=512, seq_len=64, batch_size=8, device="cpu")
+    configs = [RunConfig(size="small", w_bits=4.0, a_bits=4.0, quantizer="quest", tokens=786432, **common),
+               RunConfig(size="tiny", w_bits=16.0, a_bits=16.0, tokens=131072, **common)]
+    flops = get_cost_model("train_flops")
+    for text, model in (("1e18", flops), ("1e20bops", get_cost_model("bops"))):
+        got = parse_budget(text).costs(configs, pd.DataFrame())
+        want = [float(model.cost(c.n_params, c.token_budget, c.w_bits, c.a_bits)) for c in configs]
+        assert got == pytest.approx(want, rel=1e-12)
+    quarter = parse_budget("1e18").costs(configs[:1], pd.DataFrame())[0]
+    n, d = configs[0].n_params, configs[0].token_budget
+    assert quarter == pytest.approx((2 * 0.25 + 4) * n * d)
 
 
 @pytest.mark.parametrize("text", ["", "lots", "1e18 joules", "-1", "0", "1e18flopsx"])
@@ -161,13 +186,21 @@ def test_sweep_document_expands_to_the_chosen_runs(tmp_path):
 
 
 def test_write_text_is_atomic_and_refuses_to_overwrite(tmp_path):
-    path = tmp_path / "sub" / "next.yaml"
+    from quest_lab.outputs import OutputError
+
+    path = tmp_path / "next.yaml"
     write_text(path, "a: 1\n")
-    with pytest.raises(FileExistsError, match="pass --force"):
+    with pytest.raises(OutputError, match="pass --force"):
         write_text(path, "a: 2\n")
     assert path.read_text() == "a: 1\n"
     write_text(path, "a: 2\n", force=True)
     assert path.read_text() == "a: 2\n" and sorted(p.name for p in path.parent.iterdir()) == ["next.yaml"]
+    store = tmp_path / "results.db"
+    store.write_text("")
+    with pytest.raises(OutputError, match="results store's own file"):
+        write_text(store, "a: 1\n", force=True, protected=[store])
+    with pytest.raises(OutputError, match="does not exist"):
+        write_text(tmp_path / "sub" / "next.yaml", "a: 1\n")
 
 
 # -- the design --------------------------------------------------------------------------------------------

@@ -51,7 +51,12 @@ def invoke(*args: str):
 
 @pytest.mark.parametrize("args, message", [
     (["--question", "best-answer"], "question 'best-answer' is unknown; allowed: best-precision, eff, extrapolate"),
-    (["--law", "nope"], "--law 'nope' is unknown; allowed: chinchilla, kumar, quartet, quest"),
+    (["--law", "nope"], "--law 'nope' is unknown; allowed: chinchilla, kumar, qat, quartet, quest"),
+    (["--where", "w_bits >> 2"], "w_bits >> 2"),
+    (["--where", "w_bits > 99"], "no completed runs to fit after --where"),
+    (["--law-option", "effD_max"], "--law-option 'effD_max' must be NAME=NUMBER"),
+    (["--law-option", "nope=1"], "nope"),
+    (["--budget", "1e13 joules"], "units: flops"),
     (["--budget", "lots"], "budget 'lots' is not a number with an optional unit"),
     (["--budget", "1e3"], "affords no candidate: the cheapest costs"),
     (["--n", "0"], "n=0 must be an integer >= 1"),
@@ -77,14 +82,21 @@ def test_missing_store_and_existing_out(tmp_path, store):
     res = invoke("--question", "eff:label=quest:w4a4", "--budget", "1e13", "--store", store, "--out", str(out))
     assert res.exit_code == 2 and "exists; pass --force" in res.output
     assert out.read_text() == "keep: me\n"
+    db = store[len("sqlite:///"):]
+    res = invoke("--question", "eff:label=quest:w4a4", "--budget", "1e13", "--store", store, "--out", db, "--force")
+    assert res.exit_code == 2 and "results store's own file" in res.output
 
 
 def test_suggest_writes_a_sweep_that_plans_exactly_the_suggested_runs(store, tmp_path):
     out, js = tmp_path / "sweeps" / "next.yaml", tmp_path / "next.json"
+    res = invoke("--question", "best-precision:memory=4e6", "--budget", "2e12", "--store", store, "--out", str(out))
+    assert res.exit_code == 2 and "sweeps does not exist" in res.output  # as `export`: the folder must exist
+    out.parent.mkdir()
     res = invoke("--question", "best-precision:memory=4e6", "--budget", "2e12", "--n", "3", "--store", store,
                  "--out", str(out), "--json", str(js), *FAST)
     assert res.exit_code == 0, res.output
     payload = json.loads(js.read_text())
+    assert payload["mode"] == "joint" and "joint fit" in res.output  # `quest-lab fit`'s default for quest
     chosen = [row["candidate"] for row in payload["table"]]
     assert 1 <= len(chosen) <= 3 and payload["total_cost"] <= 2e12
     text = out.read_text()
@@ -95,6 +107,10 @@ def test_suggest_writes_a_sweep_that_plans_exactly_the_suggested_runs(store, tmp
     plan = runner.invoke(app, ["sweep", str(out), "--dry-run", "--store", store])
     assert plan.exit_code == 0, plan.output
     assert f"{len(chosen)} total, 0 done, {len(chosen)} to run" in plan.output
+    staged = invoke("--question", "best-precision:memory=4e6", "--budget", "2e12", "--n", "1", "--store", store,
+                    "--mode", "staged", "--out", str(tmp_path / "staged.yaml"), *FAST)
+    # exit 1 when no batch narrows the staged fit's interval: a valid answer, nothing written
+    assert staged.exit_code in (0, 1) and "(staged fit)" in staged.output, staged.output
     assert all(rid in plan.output for rid in chosen)
     again = invoke("--question", "best-precision:memory=4e6", "--budget", "2e12", "--n", "3", "--store", store,
                    "--out", str(out), "--json", str(js), "--force", *FAST)
