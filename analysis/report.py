@@ -54,6 +54,7 @@ class ReportInputs:
     source: str = ""  # store URL or CSV path
     where: str | None = None
     sweep: str | None = None
+    suggestion: dict | None = None  # `quest-lab suggest --json` payload: the "What to run next" panel
 
     def __post_init__(self) -> None:
         if self.runs.empty:
@@ -235,6 +236,13 @@ def write_report(inputs: ReportInputs) -> Path:
     ci_text = (f"bootstrap {fit.config.bootstrap} resamples, {fit.config.ci:.0%} intervals" if fit.ci
                else "no confidence intervals (fitted with --bootstrap 0)")
     answers, evidence, evidence_note = evidence_of(fit, runs)
+    next_html = ""
+    if inputs.suggestion is not None:
+        from quest_lab.analysis.suggest_panel import what_to_run_next
+
+        next_html, pngs = what_to_run_next(inputs.suggestion)
+        for name, png in pngs.items():
+            (out / name).write_bytes(png)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     provenance = pd.DataFrame([
         {"item": "runs source", "value": inputs.source}, {"item": "sweeps", "value": ", ".join(sweeps) or "—"},
@@ -257,6 +265,7 @@ def write_report(inputs: ReportInputs) -> Path:
 {fig_html}
 <h2 id="answers">Derived answers</h2>
 {answers_html(answers)}
+{next_html}
 <h2 id="eff">Efficiency table</h2>
 {_table(derived.efficiency_per_bit(fit))}
 <h2 id="runs">Runs</h2>

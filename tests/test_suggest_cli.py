@@ -116,6 +116,19 @@ def test_suggest_writes_a_sweep_that_plans_exactly_the_suggested_runs(store, tmp
                    "--out", str(out), "--json", str(js), "--force", *FAST)
     assert again.exit_code == 0, again.output
     assert sorted(p.name for p in out.parent.iterdir()) == ["next.yaml"]  # no temporary files left
+    # the report's "What to run next" panel from the JSON
+    rep = runner.invoke(app, ["report", "--store", store, "--bootstrap", "0", "--out", str(tmp_path / "rep"),
+                              "--suggestion", str(js)])
+    assert rep.exit_code == 0, rep.output
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "<h2 id='next'>What to run next</h2>" in page and all(rid in page for rid in chosen)
+    assert (tmp_path / "rep" / "next_runs.png").is_file()
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    rep = runner.invoke(app, ["report", "--store", store, "--bootstrap", "0", "--out", str(tmp_path / "rep2"),
+                              "--suggestion", str(bad)])
+    assert rep.exit_code == 2 and "is not a `quest-lab suggest --json` file" in rep.output
+    assert not (tmp_path / "rep2").exists()
 
 
 def test_candidates_from_a_grid_yaml_and_gpu_hours(store, tmp_path):

@@ -3,7 +3,7 @@
     quest-lab fit --law quest [--store URL | --csv FILE] [--where "w_bits>=2"] [--bootstrap N] [--json PATH]
                   [--budget train_flops=1e18 --memory-budget 8e9 …] [--mode joint|staged]
                   [--huber-delta 1e-4] [--law-option effD_max=2]
-    quest-lab report [--out reports/NAME/] [--law quest] [--open]
+    quest-lab report [--out reports/NAME/] [--law quest] [--suggestion next.json] [--open]
 
 `--csv FILE` takes columns N, D (or C = training FLOPs, then D = C/(6N)), loss and optionally
 w_bits, a_bits, quantizer (default 16, 16, "bf16"); Epoch AI's Chinchilla extraction is
@@ -255,6 +255,8 @@ def report_cmd(
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples when fitting on the fly.")] = 200,
     open_browser: Annotated[bool, typer.Option("--open", help="Open the report in the browser.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace the files of a non-empty --out folder.")] = False,
+    suggestion: Annotated[Optional[Path], typer.Option("--suggestion", help="JSON of `quest-lab suggest --json`: "
+                          "adds the 'What to run next' panel.")] = None,
 ) -> None:
     """Write a self-contained HTML report (plots inlined) plus PNGs from the runs and the latest fit."""
     from quest_lab.analysis.report import ReportInputs, default_out_dir, write_report
@@ -262,6 +264,7 @@ def report_cmd(
 
     with bad_input():
         check_dir_target(out, force=force)  # before any work: never over a file or a full folder
+    next_runs = _read_suggestion(suggestion) if suggestion is not None else None
     df = load_runs(store, csv, where, sweep, drop_highest)
     stored = None
     if csv is None or store is not None:
@@ -282,7 +285,8 @@ def report_cmd(
     try:
         with bad_input():  # built beside --out, then moved in: never over a file, nor a non-empty folder unforced
             index = out / publish_dir(out, lambda tmp: write_report(ReportInputs(
-                runs=df, fit=result, out_dir=tmp, origin=origin, source=source, where=where, sweep=sweep)).name,
+                runs=df, fit=result, out_dir=tmp, origin=origin, source=source, where=where, sweep=sweep,
+                suggestion=next_runs)).name,
                 force=force)
     except (InsufficientDataError, ValueError) as exc:
         fail(str(exc))
@@ -291,6 +295,20 @@ def report_cmd(
         import webbrowser
 
         webbrowser.open(index.resolve().as_uri())
+
+
+def _read_suggestion(path: Path) -> dict[str, Any]:
+    """The payload of `quest-lab suggest --json`, checked to rebuild; any problem → exit 2."""
+    from quest_lab.analysis.suggest import Suggestion
+
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        Suggestion.from_payload(payload)
+    except FileNotFoundError:
+        fail(f"--suggestion {path}: no such file (write one with `quest-lab suggest --json PATH`)")
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        fail(f"--suggestion {path} is not a `quest-lab suggest --json` file: {type(exc).__name__}: {exc}")
+    return payload
 
 
 def _latest_fit(url: str, law: str | None) -> dict[str, Any] | None:
