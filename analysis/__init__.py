@@ -7,13 +7,23 @@ Laws live in `law_*.py` (one class each, `@register_law`), cost models in `cost.
 (`@register_cost`); see docs/design.md §4–5, §7.  `result.answers` (best precision per cost model and
 budget) and `result.evidence` (identifiability checks, verdict) come with every fit.
 """
-from quest_lab.analysis.cost import COST_MODELS, CostModel, cost_models, get_cost_model, register_cost
-from quest_lab.analysis.data import apply_where, drop_highest_loss, load_csv, load_store, normalise, precision_label
-from quest_lab.analysis.fit import FitConfig, FitResult, fit_frame
-from quest_lab.analysis.law_base import BASE_LABEL, InsufficientDataError, Law, get_law, load_laws, register_law
+import importlib
 
-__all__ = [
-    "BASE_LABEL", "COST_MODELS", "CostModel", "FitConfig", "FitResult", "InsufficientDataError", "Law",
-    "apply_where", "cost_models", "drop_highest_loss", "fit_frame", "get_cost_model", "get_law", "load_csv",
-    "load_laws", "load_store", "normalise", "precision_label", "register_cost", "register_law",
-]
+# Lazy exports (PEP 562): `import quest_lab.analysis.cost` or the CLI's --help must not pay for scipy,
+# pandas and the fitting code.  Each name maps to the submodule that defines it.
+_EXPORTS = {
+    "cost": ("COST_MODELS", "CostModel", "cost_models", "get_cost_model", "register_cost"),
+    "data": ("apply_where", "drop_highest_loss", "load_csv", "load_store", "normalise", "precision_label"),
+    "fit": ("FitConfig", "FitResult", "fit_frame"),
+    "law_base": ("BASE_LABEL", "InsufficientDataError", "Law", "get_law", "load_laws", "register_law"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value

@@ -117,14 +117,15 @@ def _bootstrap(result: FitResult, labels: list[str], cost: CostModel, budget: fl
     picks = np.array(labels)[np.argmin(np.where(np.isfinite(losses), losses, np.inf), axis=1)]
     level = result.config.ci
     q = [50 * (1 - level), 50 * (1 + level)]
-    out: dict[str, Any] = {
-        "draws": int(len(thetas)), "ci_level": level,
-        "share": {lab: float(np.mean(picks == lab)) for lab in labels if np.any(picks == lab)},
-        "loss_ci": [float(x) for x in np.nanpercentile(losses[:, labels.index(best)], q)],
-    }
-    if runner_up is not None:
-        gap = losses[:, labels.index(runner_up)] - losses[:, labels.index(best)]
-        out["gap_ci"] = [float(x) for x in np.nanpercentile(gap, q)]
+    with np.errstate(invalid="ignore"):  # a refit whose loss is unbounded (inf) makes that end of the CI inf
+        out: dict[str, Any] = {
+            "draws": int(len(thetas)), "ci_level": level,
+            "share": {lab: float(np.mean(picks == lab)) for lab in labels if np.any(picks == lab)},
+            "loss_ci": [float(x) for x in np.nanpercentile(losses[:, labels.index(best)], q)],
+        }
+        if runner_up is not None:
+            gap = losses[:, labels.index(runner_up)] - losses[:, labels.index(best)]
+            out["gap_ci"] = [float(x) for x in np.nanpercentile(gap, q)]
     return out
 
 

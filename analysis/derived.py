@@ -57,7 +57,8 @@ def optimal_points(law: Law, thetas: np.ndarray, label: str, cost: CostModel, bu
     factor = float(cost.factor(w, a))
     if cost.scales_with == "N":  # memory: N fixed by the budget, data-rich limit
         N = np.full(K, budget / factor)
-        loss = np.exp(_log_losses(law, thetas, label, N[:1], np.array([DATA_RICH_D]))[:, 0])
+        with np.errstate(over="ignore"):  # a law whose loss grows with D (qat's δ) overflows here: inf, not a warning
+            loss = np.exp(_log_losses(law, thetas, label, N[:1], np.array([DATA_RICH_D]))[:, 0])
         return {"N": N, "D": np.full(K, np.inf), "loss": loss, "at_bound": np.zeros(K, bool)}
     nd = budget / factor
     lo, hi = (f * np.log(nd) for f in SEARCH_SPAN)

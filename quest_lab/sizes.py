@@ -62,11 +62,12 @@ def register_size(cfg: ModelConfig) -> ModelConfig:
 # CPU sweep on Shakespeare (BPE-512, 64-token context, batch 8, ~0.4M tokens).
 register_size(ModelConfig("pico", n_layer=2, n_embd=24, n_head=2, peak_lr=4e-3, mlp_multiple_of=32))
 register_size(ModelConfig("nano", n_layer=2, n_embd=32, n_head=2, peak_lr=4e-3, mlp_multiple_of=32))
+# tiny-1l and small-2l: for the CPU granularity study (sweeps/granularity.yaml) beside `tiny`; every
+# quantized K is divisible by the group sizes 16, 32 and 64 (tiny-1l: 64, 192; small-2l: 128, 384).
+# The registry lists sizes in order of N.
+register_size(ModelConfig("tiny-1l", n_layer=1, n_embd=64, n_head=2, peak_lr=4e-3, mlp_multiple_of=32))
 register_size(ModelConfig("micro", n_layer=2, n_embd=48, n_head=2, peak_lr=4e-3, mlp_multiple_of=32))
 register_size(ModelConfig("tiny", n_layer=2, n_embd=64, n_head=2, peak_lr=4e-3, mlp_multiple_of=32))
-# Sizes for the CPU granularity study (sweeps/granularity.yaml) beside `tiny`: every quantized K is
-# divisible by the group sizes 16, 32 and 64 (tiny-1l: 64, 192; small-2l: 128, 384).
-register_size(ModelConfig("tiny-1l", n_layer=1, n_embd=64, n_head=2, peak_lr=4e-3, mlp_multiple_of=32))
 register_size(ModelConfig("small-2l", n_layer=2, n_embd=128, n_head=4, peak_lr=3e-3, mlp_multiple_of=64))
 register_size(ModelConfig("small", n_layer=4, n_embd=128, n_head=4, peak_lr=3e-3, mlp_multiple_of=32))
 register_size(ModelConfig("base", n_layer=6, n_embd=256, n_head=4, peak_lr=2e-3, mlp_multiple_of=32))

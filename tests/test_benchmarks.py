@@ -9,13 +9,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py"))
 ARGS = {"train.py": ["all", "--smoke"]}  # sub-command benchmarks; the rest take --smoke alone
+SLOW = {"step.py", "sweep.py", "suggest.py"}  # > 10 s on 2 cores: run by `pytest -m slow` (CI runs both)
 
 
 def test_every_benchmark_is_listed():
     assert {"kernels.py", "quant_mse.py", "fit.py", "sweep.py", "train.py"} <= set(BENCHMARKS)
 
 
-@pytest.mark.parametrize("name", BENCHMARKS)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in BENCHMARKS])
 def test_benchmark_smoke(name, tmp_path):
     env = dict(os.environ, QUEST_LAB_CACHE=os.environ.get("QUEST_LAB_CACHE", str(tmp_path / "cache")))
     res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *ARGS.get(name, ["--smoke"])],

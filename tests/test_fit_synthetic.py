@@ -43,7 +43,8 @@ def synthetic(law_name: str, params: dict, precisions, seed: int = 0, repeats: i
     return df.assign(loss=clean * np.exp(rng.normal(0.0, 0.01, len(df))))
 
 
-@pytest.mark.parametrize("law_name", sorted(CASES))
+@pytest.mark.parametrize("law_name", [pytest.param(n, marks=pytest.mark.slow) if n == "quartet" else n
+                                      for n in sorted(CASES)])  # quartet: 20 s on 2 cores
 def test_recovers_parameters(law_name):
     params, precisions, method, mode = CASES[law_name]
     df = synthetic(law_name, params, precisions)
@@ -58,6 +59,7 @@ def test_recovers_parameters(law_name):
     assert not result.warnings
 
 
+@pytest.mark.slow  # 19 s on 2 cores
 def test_grid_and_varpro_agree_on_quest():
     params, precisions, _, _ = CASES["quest"]
     df = synthetic("quest", params, precisions, seed=3, repeats=1, n=6)

@@ -20,7 +20,7 @@ from cli import app
 from conftest import free_port
 from quest_lab.store import Store
 
-ray = pytest.importorskip("ray")
+import ray  # a hard dependency: a broken install fails here, never skips
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent

@@ -11,7 +11,7 @@ from cli import app
 from quest_lab.store import Store
 from quest_lab.sweep.ray_executor import error_text, worker_env
 
-ray = pytest.importorskip("ray")
+import ray  # a hard dependency: a broken install fails here, never skips
 runner = CliRunner()
 
 BASE = {"corpus": "shakespeare", "tokenizer": "byte", "seq_len": 32, "batch_size": 4,
@@ -78,6 +78,7 @@ def test_nan_is_diverged_and_rerun_is_a_no_op(ray_session, tmp_path: Path) -> No
     assert "0 to run" in res.output
 
 
+@pytest.mark.slow  # 30 s: Ray itself stays in the default suite through the tests above and below
 def test_ray_and_local_produce_identical_rows(ray_session, tmp_path: Path) -> None:
     """Real train(): 4 tiny CPU runs, fixed seeds; same run_ids and the same losses."""
     grid = {"size": ["nano"], "bits": [4, 16], "tokens": [1024], "seed": [0, 1]}

@@ -82,6 +82,7 @@ def test_same_seed_same_loss_different_seed_differs():
     assert a.final_eval_loss != c.final_eval_loss
 
 
+@pytest.mark.slow  # 17 s on 2 cores; the default suite trains QuEST through the sweep and CLI tests
 def test_quantized_runs_train():
     for q, w, a in (("quest", 4, 4), ("ste", 4, 4), ("quest", 1, 1)):
         r = train(RunConfig(quantizer=q, w_bits=w, a_bits=a, tokens=10 * 8 * 32, **FAST))

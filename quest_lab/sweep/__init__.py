@@ -3,15 +3,26 @@
 Executors are found by `load_executors()` (every `*_executor` module here registers one); Ray itself is
 only imported when the ray executor runs.
 """
-from quest_lab.sweep.executors import EXECUTORS, ExecutorConfig, load_executors, make_executor, register_executor
-from quest_lab.sweep.grid import ContractError, Plan, PlannedRun, expand, plan_sweep
-from quest_lab.sweep.runner import SweepOutcome, SweepSetupError, plan, run_sweep
-from quest_lab.sweep.spec import SpecError, Sweep, SweepSpec, load_spec, parse_spec
+import importlib
 
-load_executors()
+# Lazy exports (PEP 562): `sweep --dry-run`, `--help` and `quest_lab.sweep.claims` must not import the
+# driver (pandas, the store) until it is used.  Each name maps to the submodule that defines it.
+_EXPORTS = {
+    "executors": ("EXECUTORS", "ExecutorConfig", "load_executors", "make_executor", "register_executor"),
+    "grid": ("ContractError", "Plan", "PlannedRun", "expand", "plan_sweep"),
+    "runner": ("SweepOutcome", "SweepSetupError", "plan", "run_sweep"),
+    "spec": ("SpecError", "Sweep", "SweepSpec", "load_spec", "parse_spec"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
 
-__all__ = [
-    "EXECUTORS", "ContractError", "ExecutorConfig", "Plan", "PlannedRun", "SpecError", "Sweep", "SweepOutcome",
-    "SweepSetupError", "SweepSpec", "expand", "load_executors", "load_spec", "make_executor", "parse_spec", "plan",
-    "plan_sweep", "register_executor", "run_sweep",
-]
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{_WHERE[name]}")
+    if _WHERE[name] == "executors":
+        module.load_executors()  # every *_executor module registers itself
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
