@@ -3,6 +3,7 @@
     quest-lab train | sizes | quantizers                   (quest_lab.commands.train)
     quest-lab sweep | runs | export | import | db          (quest_lab.commands.sweep, .results, .db)
     quest-lab fit | fits | report                          (quest_lab.commands.analysis, .fits, .report)
+    quest-lab suggest                                      (quest_lab.commands.suggest)
 """
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ import logging
 
 import typer
 
-from quest_lab.commands import OneLineErrors, fits, new_app, report, sweep, train
-from quest_lab.commands import analysis
+from quest_lab.commands import OneLineErrors, analysis, fits, new_app, report, suggest, sweep, train
 
 app = new_app(
     cls=OneLineErrors,
@@ -58,6 +58,7 @@ app.add_typer(sweep.app)
 app.add_typer(analysis.app)
 app.add_typer(fits.app)
 app.add_typer(report.app)
+app.add_typer(suggest.app)
 
 if __name__ == "__main__":
     app()

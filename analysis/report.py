@@ -49,6 +49,7 @@ class ReportInputs:
     sweep: str | None = None
     curves: pd.DataFrame | None = None  # stored curves (run_id, step, tokens, loss, kind); None: no store
     curve_runs: pd.DataFrame | None = None  # completed + diverged runs, D = the planned budget
+    suggestion: dict | None = None  # `quest-lab suggest --json` payload: the "What to run next" panel
 
     def __post_init__(self) -> None:
         if self.runs.empty:
@@ -200,6 +201,14 @@ def write_report(inputs: ReportInputs) -> Path:
     diverged = int((listed["status"] == "diverged").sum()) if "status" in listed.columns else 0
     sweeps = sorted(map(str, runs["sweep"].dropna().unique())) if "sweep" in runs.columns else []
     names = [lf.fit.law for lf in inputs.fits]
+    next_runs = None
+    if inputs.suggestion is not None:
+        from quest_lab.analysis.suggest_panel import what_to_run_next
+
+        panel, pngs = what_to_run_next(inputs.suggestion)  # every string in it escaped by the panel
+        for name, png in pngs.items():
+            (out / name).write_bytes(png)
+        next_runs = Markup(panel)
     env = Environment(loader=PackageLoader("quest_lab.analysis", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=False, lstrip_blocks=False)
     assets = resources.files("quest_lab.analysis") / "templates"
@@ -209,7 +218,7 @@ def write_report(inputs: ReportInputs) -> Path:
                  f"{now.strftime('%Y-%m-%d %H:%M UTC')}",
         css=Markup((assets / "report.css").read_text(encoding="utf-8")),
         script=Markup((assets / "report.js").read_text(encoding="utf-8")),
-        laws=laws, comparison=_html_table(comparison(rows)), curves=curves, pareto=pareto,
+        laws=laws, comparison=_html_table(comparison(rows)), curves=curves, pareto=pareto, next_runs=next_runs,
         runs={"table": _html_table(table, table_id="runs-table", classes="sortable-table"),
               "caption": (f"{len(table)} of {total} runs" if len(table) < total else f"{total} runs")
               + (f" ({diverged} diverged)" if diverged else "") + ", newest first. Click a column header to sort; "

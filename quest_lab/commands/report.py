@@ -8,6 +8,7 @@ fly.  A --law without a stored fit is fitted on the fly; the console says which 
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -38,6 +39,8 @@ def report_cmd(
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples when fitting on the fly.")] = 200,
     open_browser: Annotated[bool, typer.Option("--open", help="Open the report in the browser.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace the files of a non-empty --out folder.")] = False,
+    suggestion: Annotated[Optional[Path], typer.Option("--suggestion", help="JSON of `quest-lab suggest --json`: "
+                          "adds the 'What to run next' panel.")] = None,
 ) -> None:
     """Write the HTML report of the runs and fitted laws.
 
@@ -48,6 +51,7 @@ def report_cmd(
 
     with bad_input():
         check_dir_target(out, force=force)  # before any work: never over a file or a full folder
+    next_runs = _read_suggestion(suggestion) if suggestion is not None else None
     names = list(dict.fromkeys(x.value for x in law or []))
     df = load_runs(store, csv, where, sweep, drop_highest)
     url = None if csv is not None and store is None else store or DEFAULT_STORE
@@ -59,7 +63,7 @@ def report_cmd(
         with bad_input():  # built beside --out, then moved in: never over a file, nor a non-empty folder unforced
             index = out / publish_dir(out, lambda tmp: write_report(ReportInputs(
                 runs=df, fits=tuple(fits), out_dir=tmp, source=source, where=where, sweep=sweep, curves=curves,
-                curve_runs=curve_runs)).name, force=force)
+                curve_runs=curve_runs, suggestion=next_runs)).name, force=force)
     except ValueError as exc:  # InsufficientDataError included
         fail(str(exc))
     say(f"report: {index}")
@@ -67,6 +71,20 @@ def report_cmd(
         import webbrowser
 
         webbrowser.open(index.resolve().as_uri())
+
+
+def _read_suggestion(path: Path) -> dict[str, Any]:
+    """The payload of `quest-lab suggest --json`, checked to rebuild; any problem → exit 2."""
+    from quest_lab.analysis.suggest import Suggestion
+
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        Suggestion.from_payload(payload)
+    except FileNotFoundError:
+        fail(f"--suggestion {path}: no such file (write one with `quest-lab suggest --json PATH`)")
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        fail(f"--suggestion {path} is not a `quest-lab suggest --json` file: {type(exc).__name__}: {exc}")
+    return payload
 
 
 def _default_law(df) -> str:

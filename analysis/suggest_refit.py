@@ -1,0 +1,82 @@
+"""Paired bootstrap refits for experimental design: what would the target's CI be with extra runs?
+
+A bootstrap replicate b is a vector of multiplicities W[b] on the runs (stratified by precision, as
+`bootstrap.resample_weights` draws them).  Here every replicate may also see its own observations
+Y[b] — the simulated losses of candidate runs differ per replicate (noise draws) — so the batched
+Levenberg–Marquardt of `optimize.py` runs on a `Problem` whose observations are one row per
+replicate.  The refit follows the fit's mode exactly as `bootstrap.py` refits its resamples: `joint`
+(the default of most laws) frees every parameter at once; `staged` refits the base parameters on the
+16-bit runs, then the precision parameters with the base fixed.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from quest_lab.analysis.law_base import Design, Law
+from quest_lab.analysis.optimize import Problem, batched_lm
+
+JITTER = 0.05  # relative jitter of the extra start of a replicate (as optimize.perturbed)
+
+
+class ReplicateProblem(Problem):
+    """A `Problem` whose observations differ per weights row: `Y` (K, n) replaces `d.y`."""
+
+    def __init__(self, law: Law, d: Design, free: np.ndarray, theta_fixed: np.ndarray, delta: float,
+                 weights: np.ndarray, Y: np.ndarray) -> None:
+        super().__init__(law, d, free, theta_fixed, delta, weights)
+        self.Y = np.asarray(Y, float)
+
+    def terms(self, X: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        theta = self.full(X, rows)
+        logp, jac = self.law.batch_log_predict(theta, self.d)
+        return logp - self.Y[rows], jac[..., self.free], self.weights[rows]
+
+
+def stage_masks(law: Law) -> np.ndarray:
+    """True for base-stage parameters (A, B, E, α, β), False for precision parameters."""
+    return np.array([s.stage == "base" for s in law.specs()])
+
+
+def _stage(law: Law, d: Design, free: np.ndarray, theta: np.ndarray, W: np.ndarray, Y: np.ndarray,
+           delta: float, rng: np.random.Generator | None, extra: np.ndarray | None = None) -> np.ndarray:
+    """Refit the `free` parameters of every replicate from its current `theta` (B, p), plus one
+    jittered copy of it when `rng` is given, plus `extra` (B, p) starts; NaN rows where every start
+    failed."""
+    specs = law.specs()
+    lo = np.array([s.lower for s, f in zip(specs, free) if f])
+    hi = np.array([s.upper for s, f in zip(specs, free) if f])
+    x = theta[:, free]
+    starts = [x]
+    if rng is not None:
+        starts.append(np.clip(x + rng.normal(0.0, JITTER, x.shape) * (1.0 + np.abs(x)), lo, hi))
+    if extra is not None:
+        starts.append(extra[:, free])
+    S, B = len(starts), len(theta)
+    X0 = np.stack(starts, axis=1).reshape(B * S, -1)
+    rows = np.repeat(np.arange(B), S)
+    prob = ReplicateProblem(law, d, free, theta[rows], delta, W[rows], Y[rows])
+    X, f = batched_lm(prob, X0)
+    f = np.where(np.isfinite(f), f, np.inf).reshape(B, S)
+    best = np.argmin(f, axis=1) + np.arange(B) * S
+    out = prob.full(X[best], best)  # `best` indexes the expanded (B·S) rows of prob.theta
+    out[~np.isfinite(f.min(axis=1))] = np.nan
+    return out
+
+
+def refit_replicates(law: Law, d: Design, W: np.ndarray, Y: np.ndarray, theta: np.ndarray, mode: str,
+                     delta: float, seed: int | None = None, extra: np.ndarray | None = None) -> np.ndarray:
+    """(B, p) internal parameters of B replicates (weights W (B, n), observations Y (B, n)),
+    warm-started at `theta` (B, p) — plus a jittered start each when `seed` is given, plus `extra`
+    (B, p) — refitted in the fit's `mode` ("joint": all parameters at once; "staged": base on the
+    16-bit runs, then the precision parameters), as `bootstrap.py` refits its resamples."""
+    rng = None if seed is None else np.random.default_rng(seed)
+    base = stage_masks(law)
+    theta = np.array(theta, float)
+    staged = law.uses_precision and (~base).any()
+    if mode == "joint" and staged:
+        return _stage(law, d, np.ones(len(base), bool), theta, W, Y, delta, rng, extra)
+    rows = np.nonzero(d.is_base)[0] if law.uses_precision else np.arange(d.n)
+    theta = _stage(law, d.subset(rows), base, theta, W[:, rows], Y[:, rows], delta, rng, extra)
+    if staged:
+        theta = _stage(law, d, ~base, np.nan_to_num(theta), W, Y, delta, rng, extra)
+    return theta
