@@ -18,6 +18,7 @@ from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter
 from quest_lab.analysis import derived
 from quest_lab.analysis.cost import CostModel
 from quest_lab.analysis.fit import FitResult
+from quest_lab.quant.specs import label_sort_key
 from quest_lab.analysis.law_base import BASE_LABEL
 
 STYLE = {
@@ -57,7 +58,7 @@ def short_labels(labels) -> dict[str, str]:
 
 
 def label_colors(labels) -> dict[str, str]:
-    quant = sorted(set(labels) - {BASE_LABEL}, key=lambda lab: (-derived.label_bits(lab)[0], lab))
+    quant = sorted(set(labels) - {BASE_LABEL}, key=label_sort_key)
     colors = {lab: PALETTE[i % len(PALETTE)] for i, lab in enumerate(quant)}
     colors[BASE_LABEL] = "#111111"
     return colors
@@ -119,7 +120,7 @@ def loss_vs_n(runs: pd.DataFrame, fit: FitResult) -> Figure:
     the law speaks for."""
     kind, groups = budget_groups(runs)
     values = sorted(groups.unique())
-    labels = sorted(runs["label"].unique())
+    labels = sorted(runs["label"].unique(), key=label_sort_key)
     colors = label_colors(labels)
     single = len(labels) == 1
     limit = MAX_GROUPS if single else 6
@@ -186,7 +187,7 @@ def pareto(runs: pd.DataFrame, cost: CostModel) -> Figure:
     markers = _budget_markers(groups.unique())
     colors = label_colors(runs["label"].unique())
     short = short_labels(runs["label"].unique())
-    for label in sorted(runs["label"].unique()):
+    for label in sorted(runs["label"].unique(), key=label_sort_key):
         for value, marker in markers.items():
             sel = ((runs["label"] == label) & (groups == value)).to_numpy()
             if sel.any():
@@ -206,7 +207,7 @@ def pareto(runs: pd.DataFrame, cost: CostModel) -> Figure:
     ax.set_xlabel(f"{cost.title} [{cost.unit}] — cost model '{cost.name}'")
     ax.set_ylabel("final eval loss (nats)")
     ax.set_title(f"Pareto frontier: loss vs {cost.title} (cost model '{cost.name}')")
-    handles = [Line2D([], [], color=colors[lab], marker="o", ls="none", label=lab) for lab in sorted(colors)
+    handles = [Line2D([], [], color=colors[lab], marker="o", ls="none", label=lab) for lab in sorted(colors, key=label_sort_key)
                if lab in set(runs["label"])]
     handles += [Line2D([], [], color="#555555", marker=m, ls="none", label=group_title(kind, v))
                 for v, m in markers.items()]
@@ -257,7 +258,7 @@ def residuals(runs: pd.DataFrame, pred: np.ndarray, law: str) -> Figure:
     predicts (finite `pred`) are drawn and listed."""
     keep = np.isfinite(pred)
     runs, pred = runs[keep].reset_index(drop=True), pred[keep]
-    labels = sorted(runs["label"].unique())
+    labels = sorted(runs["label"].unique(), key=label_sort_key)
     colors = label_colors(labels)
     rel = 100.0 * (pred - runs["loss"].to_numpy(float)) / runs["loss"].to_numpy(float)
     fig = Figure(figsize=(9.5, 4.0), layout="constrained")

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from quest_lab.analysis.fit import FitResult
 from quest_lab.analysis.law_base import BASE_LABEL
-from quest_lab.quant.specs import parse_precision_label
+from quest_lab.quant.specs import label_sort_key, parse_precision_label
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 STYLE = {"axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
@@ -124,7 +124,7 @@ def observed_vs_fitted(result: FitResult, runs: pd.DataFrame | None = None) -> t
     with rc_context(STYLE):
         fig = Figure(figsize=(4.6, 4.2), dpi=110)
         ax = fig.add_subplot(1, 1, 1)
-        for i, lab in enumerate(sorted(df["label"].unique())):
+        for i, lab in enumerate(sorted(df["label"].unique(), key=label_sort_key)):
             m = (df["label"] == lab).to_numpy()
             ax.scatter(pred[m], df["loss"].to_numpy(float)[m], s=12, label=lab,
                        color="#111111" if lab == BASE_LABEL else COLORS[i % len(COLORS)])

@@ -263,6 +263,18 @@ def parse_precision_label(label: str) -> Precision:
                      float(b) if b else OFF_BITS)
 
 
+def label_sort_key(label: str) -> tuple:
+    """Natural order of precision labels for legends and tables: the base first, then by quantizer, bits
+    from wide to narrow, group sizes numerically (per row last): w4a4g16 < w4a4g32 < w4a4g256 < w4a4."""
+    try:
+        p = parse_precision_label(label)
+    except ValueError:
+        return (2, str(label))
+    if label == BASE_LABEL:
+        return (0, "")
+    return (1, p.quantizer, -p.w_bits, -p.a_bits, -p.g_bits, p.group_size if p.group_size else float("inf"))
+
+
 # ---------------------------------------------------------------------------------------------
 # The built-in quantizers.  "IST-DASLab/QuEST X" = class X of that repository's
 # src/models/quantization/base_linear.py (the QuEST reference code); docs/design.md §3 has the
