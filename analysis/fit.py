@@ -21,14 +21,13 @@ import pandas as pd
 from quest_lab.analysis import data as data_mod
 from quest_lab.analysis.cost import COST_MODELS, DEFAULT_RATES, CostModel, cost_models, validate_rates
 from quest_lab.analysis.law_base import Design, InsufficientDataError, Law, ParamSpec, get_law, load_laws
-from quest_lab.analysis.optimize import HUBER_DELTA, SCREEN_ITER, Problem, grid_starts, huber, perturbed, varpro_starts
+from quest_lab.analysis.settings import HUBER_DELTA, METHODS, MODES
+from quest_lab.analysis.optimize import SCREEN_ITER, Problem, grid_starts, huber, perturbed, varpro_starts
 
 SCREEN_BUDGET = 1_000_000  # joint screen: starts × runs per L-BFGS step (4,500 starts up to 222 runs)
 
 log = logging.getLogger(__name__)
 
-METHODS = ("grid", "varpro")
-MODES = ("staged", "joint")
 # payload key of each precision-parameter kind ("eff[quest:w4a4]" -> payload["eff"]["quest:w4a4"])
 EFF_KEYS = {"eff": "eff", "effN": "eff", "effD": "eff_D"}
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 
 from quest_lab.analysis.law_base import Design, Law, ParamSpec, chinchilla_specs, register_law, softmax_terms
-from quest_lab.analysis.optimize import grouped_varpro
 
 EFF_LOWER, EFF_UPPER = 1e-3, 1.05
 EFF_GRID = (0.25, 0.5, 0.75, 1.0)
@@ -47,6 +46,8 @@ class QuestLaw(Law):
             return super().joint_starts(d)
         K = len(self.labels)
         out = []
+        from quest_lab.analysis.optimize import grouped_varpro  # scipy: only when fitting
+
         for alpha, beta, *coef in grouped_varpro(d):
             amp = np.maximum(np.asarray(coef[:K + 1]), 1e-300)
             with np.errstate(over="ignore"):

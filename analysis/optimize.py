@@ -12,10 +12,10 @@ import numpy as np
 from scipy.optimize import minimize, nnls
 
 from quest_lab.analysis.law_base import Design, Law, ParamSpec
+from quest_lab.analysis.settings import HUBER_DELTA  # noqa: F401  (re-exported: optimize.HUBER_DELTA)
 
 log = logging.getLogger(__name__)
 
-HUBER_DELTA = 1e-3
 # Tight tolerances: the objective is ~1e-3 at the optimum, so scipy's defaults stop too early.
 LBFGS_OPTIONS = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000}
 # Multi-start search (`Problem.solve`): how many starts run to convergence (Levenberg–Marquardt, its

@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: `--help` and `export --schema` never load pandas
+    import pandas as pd
 
 # column -> (type, meaning); the order is the file's column order
 RUNS: dict[str, tuple[str, str]] = {

@@ -15,19 +15,21 @@ import logging
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from quest_lab.analysis.cost import COST_MODELS, DEFAULT_RATES
-from quest_lab.analysis.fit import METHODS, MODES, FitConfig, FitResult, fit_frame
 from quest_lab.analysis.law_base import InsufficientDataError, load_laws
-from quest_lab.analysis.optimize import HUBER_DELTA
+from quest_lab.analysis.settings import HUBER_DELTA, METHODS, MODES
 from quest_lab.version import code_identity
 from quest_lab.commands import DEFAULT_STORE, StoreOpt, bad_input, console, fail, new_app, open_store, say, warn
 from quest_lab.safe_text import display_url, json_safe, scrub
+
+if TYPE_CHECKING:
+    from quest_lab.analysis.fit import FitConfig, FitResult
 
 log = logging.getLogger(__name__)
 app = new_app()
@@ -116,6 +118,8 @@ def parse_law_options(items: list[str]) -> tuple[tuple[str, float], ...]:
 
 
 def run_fit(df, config: FitConfig) -> FitResult:
+    from quest_lab.analysis.fit import fit_frame  # scipy and pandas: only when fitting
+
     try:
         return fit_frame(df, config)
     except ValueError as exc:  # InsufficientDataError included
@@ -217,6 +221,8 @@ def fit_cmd(
     """
     budgets = parse_budgets(budget or [], memory_budget or [], compute_budget or [])
     try:
+        from quest_lab.analysis.fit import FitConfig
+
         config = FitConfig(law=law.value, method=method.value, mode=mode.value if mode else None, bootstrap=bootstrap,
                            ci=ci, seed=seed, workers=workers, holdout_largest=holdout_largest, budgets=budgets,
                            hw_rates=parse_rates(hw_rates), huber_delta=huber_delta,

@@ -19,7 +19,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from quest_lab.analysis.optimize import HUBER_DELTA
+from quest_lab.analysis.settings import HUBER_DELTA
 from quest_lab.commands import bad_input, console, err_console, fail, new_app, open_store, say
 from quest_lab.commands.analysis import (DEFAULT_STORE, Method, Mode, WhereOpt, _sqlite_missing, load_runs,
                                          parse_law_options, parse_rates)

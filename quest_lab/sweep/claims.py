@@ -16,7 +16,12 @@ import socket
 import threading
 import uuid
 
-from quest_lab.store import Store, StoreError
+from typing import TYPE_CHECKING
+
+from quest_lab.store_db import StoreError
+
+if TYPE_CHECKING:
+    from quest_lab.store import Store
 
 log = logging.getLogger(__name__)
 
