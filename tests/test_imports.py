@@ -14,6 +14,8 @@ import sys
 from typer.testing import CliRunner
 import cli
 
+heavy = [m for m in ("scipy", "pandas", "matplotlib", "torch") if m in sys.modules]
+assert not heavy, f"import cli loaded {heavy}: --help must stay fast"
 runner = CliRunner()
 db = sys.argv[1]
 out = sys.argv[2]
