@@ -202,3 +202,23 @@ def test_compile_quantlinear_triton(gemm):
     torch.testing.assert_close(loss_c, loss_e, rtol=1e-6, atol=1e-6)
     for a, b in zip((xc.grad, layer.weight.grad, layer.bias.grad), ge):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("gemm", ["fake", pytest.param("lowp", marks=pytest.mark.slow)])
+def test_compile_whole_model_fullgraph(gemm):
+    """The nano Llama with W4A4 QuEST (Triton) layers: one graph (fullgraph=True), same loss and grads."""
+    from quest_lab.model import build_model
+
+    torch.manual_seed(0)
+    qc = QuantConfig(name="quest", w_bits=4, a_bits=4, backend="triton", gemm=gemm)
+    model = build_model("nano", qc, vocab_size=256, seq_len=32, device=torch.device("cpu"))
+    idx = torch.randint(0, 256, (2, 32), generator=torch.Generator().manual_seed(1))
+    loss_e = model(idx).float().pow(2).mean()
+    loss_e.backward()
+    ge = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    loss_c = _compiled(model)(idx).float().pow(2).mean()
+    loss_c.backward()
+    torch.testing.assert_close(loss_c, loss_e, rtol=1e-6, atol=1e-7)
+    for p, g in zip(model.parameters(), ge):
+        torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-7)
