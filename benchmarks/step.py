@@ -3,6 +3,7 @@ FP8 GEMM on the codes), on one warm GPU (issue 12).
 
   python benchmarks/step.py --sizes 100M 200M --out step.json     # GPU
   python benchmarks/step.py --smoke                               # CPU: tiny model, 2 rounds (CI smoke)
+  python benchmarks/step.py --compile reduce-overhead             # the same, every model torch.compile'd
 
 Every variant's model and optimizer are built once; then R rounds each time every variant for S steps
 (CUDA events around the S steps), the variant order rotating from round to round (ABC, BCA, CAB, …) so
@@ -60,6 +61,18 @@ def build(size, variant, vocab, seq, device):
     model = build_model(size, QuantConfig(**VARIANTS[variant]), vocab_size=vocab, seq_len=seq, device=device)
     opt = make_optimizer(model, 1e-4, 0.1, fused=device.type == "cuda")
     return model, opt
+
+
+def compile_model(model, how: str):
+    """`--compile`: "" none; "aot_eager" (the backend: traces through the quest_lab ops, no codegen; what
+    the CPU can check); else an inductor mode ("default", "reduce-overhead" = CUDA graphs, …)."""
+    import torch
+
+    if not how:
+        return model
+    if how == "aot_eager":
+        return torch.compile(model, backend="aot_eager")
+    return torch.compile(model, mode=how)
 
 
 def make_step(model, opt, x, y, device):
@@ -124,7 +137,7 @@ def profile_step(step, device) -> dict:
                 top_kernels_ms=[(k, v / 1e3) for k, v in top])
 
 
-def bench_size(size, variants, rounds, steps, batch, seq, vocab, device, profile: bool) -> dict:
+def bench_size(size, variants, rounds, steps, batch, seq, vocab, device, profile: bool, compile_how: str = "") -> dict:
     import torch
 
     g = torch.Generator().manual_seed(0)
@@ -133,7 +146,7 @@ def bench_size(size, variants, rounds, steps, batch, seq, vocab, device, profile
     built = {}
     for v in variants:
         model, opt = build(size, v, vocab, seq, device)
-        built[v] = (model, opt, make_step(model, opt, x, y, device))
+        built[v] = (model, opt, make_step(compile_model(model, compile_how), opt, x, y, device))
         for _ in range(3):  # compile kernels, warm allocator and cuBLAS heuristics
             built[v][2]()
     if device.type == "cuda":
@@ -143,7 +156,7 @@ def bench_size(size, variants, rounds, steps, batch, seq, vocab, device, profile
         order = variants[r % len(variants):] + variants[:r % len(variants)]
         for v in order:
             per_round[v].append(time_steps(built[v][2], steps, device))
-    out = dict(size=size, batch=batch, seq=seq, vocab=vocab, rounds=rounds, steps_per_round=steps,
+    out = dict(size=size, batch=batch, seq=seq, vocab=vocab, rounds=rounds, steps_per_round=steps, compile=compile_how,
                n_params=built[variants[0]][0].num_params(), variants={},
                max_memory_gb=torch.cuda.max_memory_allocated() / 1e9 if device.type == "cuda" else None)
     base = per_round.get("bf16")
@@ -168,7 +181,8 @@ def bench_size(size, variants, rounds, steps, batch, seq, vocab, device, profile
 
 def report(res: dict) -> None:
     print(f"\n# {res['size']} (N = {res['n_params'] / 1e6:.1f}M), batch {res['batch']}×{res['seq']}, vocab "
-          f"{res['vocab']}: {res['rounds']} interleaved rounds × {res['steps_per_round']} steps")
+          f"{res['vocab']}: {res['rounds']} interleaved rounds × {res['steps_per_round']} steps"
+          + (f", torch.compile {res['compile']}" if res.get("compile") else ""))
     for v, r in res["variants"].items():
         ratio = (f"×{r['ratio_vs_bf16_median']:.3f} vs bf16 (rounds {r['ratio_min']:.3f}–{r['ratio_max']:.3f})"
                  if "ratio_vs_bf16_median" in r else "")
@@ -190,6 +204,9 @@ def main() -> int:
     ap.add_argument("--seq", type=int, default=512)
     ap.add_argument("--vocab", type=int, default=50304)
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--compile", default="", choices=["", "aot_eager", "default", "reduce-overhead",
+                                                      "max-autotune-no-cudagraphs"],
+                    help="torch.compile every variant's model (QuEST layers through the quest_lab ops)")
     ap.add_argument("--smoke", action="store_true", help="tiny model, 2 rounds × 1 step (CPU: interpreter)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -207,7 +224,7 @@ def main() -> int:
     print(f"device: {results['device']}; torch {torch.__version__}")
     for size in args.sizes:
         res = bench_size(size, list(args.variants), args.rounds, args.steps, args.batch, args.seq, args.vocab,
-                         device, profile=not args.no_profile)
+                         device, profile=not args.no_profile, compile_how=args.compile)
         results["runs"].append(res)
         report(res)
         if args.out:

@@ -13,6 +13,9 @@ events, L2 flushed; output buffers allocated by the wrappers as in training):
   bwd        masked Hadamard backward of a pre-rotated bf16 gradient (both paths)
   dequant    FP8 codes → bf16 x̂ (lowp backward)
   GEMMs      F.linear bf16 vs torch._scaled_mm FP8 row-wise, for the four layer shapes
+  host time  per layer call at a tiny shape: eager autograd.Function vs eager torch.library op
+             (kernels/ops.py) vs torch.compile (GPU: mode="reduce-overhead", CUDA graphs); also on the
+             CPU with --smoke, where the interpreter dominates (it only shows the code runs)
 Numerics (each an assertion; the script exits 1 when one fails, after printing all of them): codes vs
 the float64 reference on bf16(x) (mismatches only at rounding ties, at most one step), trust mask
 mismatches, the FP8 GEMM vs the float64 product of the codes, lowp vs fake-quant layer outputs against
@@ -193,39 +196,85 @@ def microbench(quick: bool) -> list[dict]:
     return rows
 
 
-def host_overhead() -> dict:
-    """Host time per call at a tiny shape (launch-bound): the autograd ops a QuantLinear runs."""
+def host_overhead(quick: bool = False) -> dict:
+    """Host time per call at a tiny shape (launch-bound): the layer paths a QuantLinear runs, eager through
+    the autograd.Functions (the default), eager through the torch.library custom ops (kernels/ops.py,
+    what torch.compile traces), and the layer under torch.compile (GPU: inductor with CUDA graphs,
+    mode="reduce-overhead"; CPU: aot_eager).  "fwd" times the forward alone, "fwd+bwd" forward and
+    backward.  On the CPU (--smoke) the Triton interpreter dominates: the numbers only show the code runs."""
     import time
 
     import torch
     import torch.nn.functional as F
 
+    from quest_lab.kernels import ops as kops
     from quest_lab.kernels import quest_fake_quant_rotated
     from quest_lab.kernels.lowp import quest_lowp_linear
     from quest_lab.quant.gaussian import gaussian_alpha
 
+    cuda = torch.cuda.is_available()
+    dev = "cuda" if cuda else "cpu"
     a4 = gaussian_alpha(4)
     side = (4, a4, a4 / 15)
-    x = torch.randn(64, 1024, device="cuda", requires_grad=True)
-    w = torch.randn(1024, 1024, device="cuda", requires_grad=True)
-    calls = {
-        "fake layer (2 quantizers + F.linear)": lambda: F.linear(
-            quest_fake_quant_rotated(x, *side, out_dtype=torch.bfloat16, round_input=True),
-            quest_fake_quant_rotated(w, *side, out_dtype=torch.bfloat16, round_input=True)),
-        "lowp layer (quest_lowp_linear)": lambda: quest_lowp_linear(x, w, None, side, side, fmt="fp8"),
-        "F.linear bf16": lambda: F.linear(x.to(torch.bfloat16), w.to(torch.bfloat16)),
-    }
+    m, k = (64, 1024) if cuda else (16, 128)
+    x = torch.randn(m, k, device=dev, requires_grad=True)
+    w = torch.randn(k if cuda else 32, k, device=dev, requires_grad=True)
+    odt = torch.bfloat16 if cuda else torch.float32
+
+    def fake():
+        return F.linear(quest_fake_quant_rotated(x, *side, out_dtype=odt, round_input=True),
+                        quest_fake_quant_rotated(w, *side, out_dtype=odt, round_input=True))
+
+    def lowp():
+        return quest_lowp_linear(x, w, None, side, side, fmt="fp8", out_dtype=odt)
+
+    def eager_ops(fn):
+        def run():
+            kops.EAGER_OPS = True
+            try:
+                return fn()
+            finally:
+                kops.EAGER_OPS = False
+        return run
+
+    def compiled(fn):
+        torch._dynamo.reset()
+        if cuda:
+            return torch.compile(fn, fullgraph=True, mode="reduce-overhead")
+        return torch.compile(fn, fullgraph=True, backend="aot_eager")
+
+    calls = {"fake layer (2 quantizers + F.linear)": fake, "lowp layer (quest_lowp_linear)": lowp}
+    if cuda:
+        calls["F.linear bf16"] = lambda: F.linear(x.to(torch.bfloat16), w.to(torch.bfloat16))
+    warm, reps = (20, 200) if cuda and not quick else (2, 3)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     out = {}
     for label, fn in calls.items():
-        for _ in range(20):
-            fn()
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(200):
-            fn()
-        torch.cuda.synchronize()
-        out[label] = (time.perf_counter() - t0) / 200 * 1e6
-        print(f"  host time per call: {label}: {out[label]:.0f} us")
+        variants = {"eager Function": fn}
+        if "quest" in label or "quantizers" in label:
+            variants["eager op"] = eager_ops(fn)
+            variants["compiled"] = None  # built below (one compile per layer)
+        for vname, vfn in variants.items():
+            try:
+                if vfn is None:
+                    vfn = compiled(fn)
+                for what, call in (("fwd", vfn), ("fwd+bwd", lambda f=vfn: f().float().sum().backward())):
+                    if what == "fwd" and vname == "compiled" and cuda:
+                        continue  # a cudagraph forward without its backward keeps pending state; time fwd+bwd
+                    for _ in range(warm):
+                        call()
+                    sync()
+                    t0 = time.perf_counter()
+                    for _ in range(reps):
+                        call()
+                    sync()
+                    key = f"{label} | {vname} | {what}"
+                    out[key] = (time.perf_counter() - t0) / reps * 1e6
+                    print(f"  host time per call: {key}: {out[key]:.0f} us", flush=True)
+            except Exception as exc:  # report, keep going (e.g. a compile failure on a new torch)
+                out[f"{label} | {vname}"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+                print(f"  host time per call: {label} | {vname}: FAILED {out[f'{label} | {vname}']}", flush=True)
+    x.grad = w.grad = None
     return out
 
 
@@ -254,9 +303,11 @@ def main() -> int:
     if cuda:
         print("\n# microbenchmarks (median, us)")
         res["micro"] = microbench(quick)
-        res["host_us"] = host_overhead()
-        if args.out:
-            Path(args.out).write_text(json.dumps(res, indent=1))
+    print("\n# host time per call (eager autograd.Function vs eager custom op vs torch.compile)"
+          + ("" if cuda else "; CPU interpreter: not a host-overhead number"))
+    res["host_us"] = host_overhead(quick)
+    if args.out:
+        Path(args.out).write_text(json.dumps(res, indent=1))
     failed = [r for r in rows if r["failed"]]
     return 1 if failed else 0
 

@@ -6,6 +6,8 @@ Public API:
   quest_fake_quant, quest_fake_quant_rotated      autograd ops (QuantLinear backend="triton")
   quest_quantize_codes, quest_lowp_linear         integer codes + scales; the layer with a FP8/int8 forward GEMM
   pack_mask / unpack_mask, pick_block, default_trust, LaunchConfig
+Custom ops (torch.ops.quest_lab.*: fake_quant, fake_quant_bwd, dequantize_codes, lowp_linear) for
+torch.compile / CUDA graphs: kernels/ops.py; the functions above call them while torch.compile traces.
 """
 from quest_lab.kernels._common import LaunchConfig, default_config, interpreting
 from quest_lab.kernels.autograd import quest_fake_quant, quest_fake_quant_rotated

@@ -9,40 +9,46 @@ launch settings (default: `default_config()`).
 `out_dtype` (e.g. the autocast dtype) makes the kernel write x̂ in that dtype directly; ∂x always
 comes back in x's dtype.  `group_size`: one grid per G consecutive rotated values (kernels/quest.py
 module doc); the backward does not depend on it (the mask carries everything).
+Eager mode runs `_QuestFakeQuant`; under `torch.compile` the same bodies run as the custom ops
+`quest_lab::fake_quant` / `quest_lab::fake_quant_bwd` (kernels/ops.py).
 """
 from __future__ import annotations
 
 import torch
 
 from quest_lab.kernels._common import SUPPORTED_DTYPES, LaunchConfig, check_2d, check_bits, check_group
-from quest_lab.kernels.quest import MASK_FORMATS, _bwd_launch, _fwd_launch
+from quest_lab.kernels.ops import encode_config, fake_quant_bwd_impl, fake_quant_fwd_impl, use_ops
+from quest_lab.kernels.quest import MASK_FORMATS
 from quest_lab.kernels.reference import pick_block
 
 
 class _QuestFakeQuant(torch.autograd.Function):
+    """The eager path (lower host time per call than the `quest_lab::fake_quant` custom op, which
+    `torch.compile` traces instead; kernels/ops.py).  Same bodies as the op."""
+
     @staticmethod
     def forward(ctx, x, bits, alpha, trust, hadamard, block, rotated, out_dtype, round_input, config, mask_format,
                 group_size):
-        k = x.shape[-1]
-        x2d = x.reshape(-1, k)
-        if not x2d.is_contiguous():
-            x2d = x2d.contiguous()
-        out, mask, _ = _fwd_launch(x2d, bits, alpha, trust, block, hadamard, 0 if rotated else 1, config, out_dtype,
-                                   mask_format, round_input, group_size)
+        out, mask = fake_quant_fwd_impl(x, bits, alpha, trust, hadamard, block, rotated, out_dtype, round_input,
+                                        config, mask_format, group_size)
         ctx.save_for_backward(mask)
         ctx.meta = (block, hadamard, rotated, x.dtype, config)
-        return out.view(x.shape)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
         (mask,) = ctx.saved_tensors
         block, hadamard, rotated, in_dtype, config = ctx.meta
-        k = grad.shape[-1]
-        g2d = grad.reshape(-1, k)
-        if not g2d.is_contiguous():
-            g2d = g2d.contiguous()
-        dx = _bwd_launch(g2d, mask, block, hadamard, rotated, config, in_dtype)
-        return (dx.view(grad.shape),) + (None,) * 11
+        return (fake_quant_bwd_impl(grad, mask, block, hadamard, rotated, config, in_dtype),) + (None,) * 11
+
+
+def _apply(x, bits, alpha, trust, hadamard, tb, rotated, out_dtype, round_input, config, mask_format, group_size):
+    if use_ops():  # torch.compile traces the custom op (kernels/ops.py)
+        return torch.ops.quest_lab.fake_quant(x, bits, float(alpha), None if trust is None else float(trust),
+                                              hadamard, tb, rotated, out_dtype, round_input, encode_config(config),
+                                              mask_format, group_size)[0]
+    return _QuestFakeQuant.apply(x, bits, alpha, trust, hadamard, tb, rotated, out_dtype, round_input, config,
+                                 mask_format, group_size)
 
 
 def _check(x: torch.Tensor, bits: int, alpha: float, block: int, hadamard: bool,
@@ -77,8 +83,7 @@ def quest_fake_quant(x: torch.Tensor, bits: int, alpha: float, trust: float | No
     round_input: quantize bf16(x) (an fp32 x rounded on load; ∂x is still the masked gradient).
     """
     tb = _check(x, bits, alpha, block, hadamard, out_dtype, mask_format, group_size)
-    return _QuestFakeQuant.apply(x, bits, alpha, trust, hadamard, tb, False, out_dtype, round_input, config,
-                                 mask_format, group_size)
+    return _apply(x, bits, alpha, trust, hadamard, tb, False, out_dtype, round_input, config, mask_format, group_size)
 
 
 def quest_fake_quant_rotated(x: torch.Tensor, bits: int, alpha: float, trust: float | None = None,
@@ -87,5 +92,4 @@ def quest_fake_quant_rotated(x: torch.Tensor, bits: int, alpha: float, trust: fl
                              mask_format: str = "packed", group_size: int | None = None) -> torch.Tensor:
     """Like `quest_fake_quant` but returns the rotated-domain Q(x·H) (for GEMMs in the rotated basis)."""
     tb = _check(x, bits, alpha, block, True, out_dtype, mask_format, group_size)
-    return _QuestFakeQuant.apply(x, bits, alpha, trust, True, tb, True, out_dtype, round_input, config,
-                                 mask_format, group_size)
+    return _apply(x, bits, alpha, trust, True, tb, True, out_dtype, round_input, config, mask_format, group_size)

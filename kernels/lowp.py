@@ -23,12 +23,14 @@ full-precision GEMMs ∂x̂ = g·Ŵ and ∂Ŵ = gᵀ·X̂, and maps them back th
 from __future__ import annotations
 
 import functools
+from typing import Optional
 
 import torch
 import triton
 import triton.language as tl
 
 from quest_lab.kernels._common import interpreting
+from quest_lab.kernels.ops import encode_config, use_ops
 from quest_lab.kernels.quest import OUT_MODES, _bwd_launch, _fwd_launch, code_mode
 
 # code format -> (code dtype, max bits on either side, minimum CUDA capability)
@@ -138,15 +140,9 @@ def lowp_gemm(cx: torch.Tensor, sx: torch.Tensor, cw: torch.Tensor, sw: torch.Te
     raise TypeError(f"codes must be float8_e4m3fn or int8, got {cx.dtype}")
 
 
-class _QuestLowpLinear(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, weight, bias, a, w, block, fmt, out_dtype, round_input):
-        # a / w: (bits, alpha, trust) of the activation / weight side
-        with torch.autocast(x.device.type, enabled=False):  # every dtype below is explicit
-            return _QuestLowpLinear._forward(ctx, x, weight, bias, a, w, block, fmt, out_dtype, round_input)
-
-    @staticmethod
-    def _forward(ctx, x, weight, bias, a, w, block, fmt, out_dtype, round_input):
+def _lowp_fwd_impl(x, weight, bias, a, w, block, fmt, out_dtype, round_input):
+    """(out, cx, mx, sx, cw, mw, sw): the layer's output and what the backward needs."""
+    with torch.autocast(x.device.type, enabled=False):  # every dtype below is explicit
         k = x.shape[-1]
         x2d = x.reshape(-1, k)
         if not x2d.is_contiguous():
@@ -160,29 +156,113 @@ class _QuestLowpLinear(torch.autograd.Function):
         out = lowp_gemm(cx, sx, cw, sw, mode_x, mode_w, out_dtype)
         if bias is not None:
             out = out + bias.to(out_dtype)
-        ctx.save_for_backward(cx, mx, sx, cw, mw, sw)
-        ctx.meta = (block, mode_x, mode_w, x.dtype, weight.dtype, bias is not None)
-        return out.view(*x.shape[:-1], out.shape[-1])
+        return out.view(*x.shape[:-1], out.shape[-1]), cx, mx, sx, cw, mw, sw
+
+
+def _lowp_bwd(grad, saved, block, mode_x, mode_w, x_dtype, w_dtype, has_bias, needs, dequant, bwd):
+    """(∂x, ∂W, ∂b) from the saved codes; `dequant` / `bwd`: the eager functions or the custom ops."""
+    cx, mx, sx, cw, mw, sw = saved
+    n = grad.shape[-1]
+    g2d = grad.reshape(-1, n)
+    if not g2d.is_contiguous():
+        g2d = g2d.contiguous()
+    dx = dw = db = None
+    if needs[0]:
+        w_hat = dequant(cw, sw, mode_w, g2d.dtype)  # (N, K)
+        dx = bwd(g2d @ w_hat, mx, block, True, True, None, x_dtype)
+        dx = dx.view(*grad.shape[:-1], dx.shape[-1])
+    if needs[1]:
+        x_hat = dequant(cx, sx, mode_x, g2d.dtype)  # (M, K)
+        dw = bwd(g2d.t() @ x_hat, mw, block, True, True, None, w_dtype)
+    if has_bias and needs[2]:
+        db = g2d.sum(0)
+    return dx, dw, db
+
+
+def _bwd_eager(g, mask, block, hadamard, grad_rotated, config, out_dtype):
+    return _bwd_launch(g, mask, block, hadamard, grad_rotated, config, out_dtype)
+
+
+def _bwd_op(g, mask, block, hadamard, grad_rotated, config, out_dtype):
+    return torch.ops.quest_lab.fake_quant_bwd(g, mask, block, hadamard, grad_rotated, encode_config(config), out_dtype)
+
+
+def _dequant_op(codes, scale, mode, dtype):
+    return torch.ops.quest_lab.dequantize_codes(codes, scale, mode, dtype)
+
+
+class _QuestLowpLinear(torch.autograd.Function):
+    """The eager path; under `torch.compile` the custom op `quest_lab::lowp_linear` (same bodies)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, a, w, block, fmt, out_dtype, round_input):
+        # a / w: (bits, alpha, trust) of the activation / weight side
+        out, *saved = _lowp_fwd_impl(x, weight, bias, a, w, block, fmt, out_dtype, round_input)
+        ctx.save_for_backward(*saved)
+        code_dtype = CODE_FORMATS[fmt][0]
+        ctx.meta = (block, code_mode(a[0], code_dtype), code_mode(w[0], code_dtype), x.dtype, weight.dtype,
+                    bias is not None)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        cx, mx, sx, cw, mw, sw = ctx.saved_tensors
-        block, mode_x, mode_w, x_dtype, w_dtype, has_bias = ctx.meta
-        n = grad.shape[-1]
-        g2d = grad.reshape(-1, n)
-        if not g2d.is_contiguous():
-            g2d = g2d.contiguous()
-        dx = dw = db = None
-        if ctx.needs_input_grad[0]:
-            w_hat = dequantize_codes(cw, sw, mode_w, g2d.dtype)  # (N, K)
-            dx = _bwd_launch(g2d @ w_hat, mx, block, True, True, None, x_dtype)
-            dx = dx.view(*grad.shape[:-1], dx.shape[-1])
-        if ctx.needs_input_grad[1]:
-            x_hat = dequantize_codes(cx, sx, mode_x, g2d.dtype)  # (M, K)
-            dw = _bwd_launch(g2d.t() @ x_hat, mw, block, True, True, None, w_dtype)
-        if has_bias and ctx.needs_input_grad[2]:
-            db = g2d.sum(0)
+        dx, dw, db = _lowp_bwd(grad, ctx.saved_tensors, *ctx.meta, ctx.needs_input_grad, dequantize_codes, _bwd_eager)
         return dx, dw, db, None, None, None, None, None, None
+
+
+# --- custom ops (kernels/ops.py) ---------------------------------------------------------------------
+
+@torch.library.custom_op("quest_lab::dequantize_codes", mutates_args=())
+def _dequantize_codes_op(codes: torch.Tensor, scale: torch.Tensor, mode: str, dtype: torch.dtype) -> torch.Tensor:
+    return dequantize_codes(codes, scale, mode, dtype)
+
+
+@_dequantize_codes_op.register_fake
+def _(codes, scale, mode, dtype):
+    return codes.new_empty(codes.shape, dtype=dtype)
+
+
+@torch.library.custom_op("quest_lab::lowp_linear", mutates_args=())
+def _lowp_linear_op(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], a_bits: int, a_alpha: float,
+                    a_trust: Optional[float], w_bits: int, w_alpha: float, w_trust: Optional[float], block: int,
+                    fmt: str, out_dtype: torch.dtype, round_input: bool
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                               torch.Tensor]:
+    out, *saved = _lowp_fwd_impl(x, weight, bias, (a_bits, a_alpha, a_trust), (w_bits, w_alpha, w_trust), block,
+                                 fmt, out_dtype, round_input)
+    return (out, *saved)
+
+
+@_lowp_linear_op.register_fake
+def _(x, weight, bias, a_bits, a_alpha, a_trust, w_bits, w_alpha, w_trust, block, fmt, out_dtype, round_input):
+    k = x.shape[-1]
+    n = weight.shape[0]
+    m = x.numel() // k
+    code_dtype = CODE_FORMATS[fmt][0]
+    f32, u8 = torch.float32, torch.uint8
+    return (x.new_empty((*x.shape[:-1], n), dtype=out_dtype),
+            x.new_empty((m, k), dtype=code_dtype), x.new_empty((m, k // 8), dtype=u8), x.new_empty((m,), dtype=f32),
+            x.new_empty((n, k), dtype=code_dtype), x.new_empty((n, k // 8), dtype=u8), x.new_empty((n,), dtype=f32))
+
+
+def _lowp_setup(ctx, inputs, output):
+    x, weight, bias, a_bits, _aa, _at, w_bits, _wa, _wt, block, fmt, _odt, _ri = inputs
+    ctx.save_for_backward(*output[1:])
+    code_dtype = CODE_FORMATS[fmt][0]
+    ctx.meta = (block, code_mode(a_bits, code_dtype), code_mode(w_bits, code_dtype), x.dtype, weight.dtype,
+                bias is not None)
+
+
+def _lowp_backward(ctx, grad, *_unused):
+    dx, dw, db = _lowp_bwd(grad, ctx.saved_tensors, *ctx.meta, ctx.needs_input_grad, _dequant_op, _bwd_op)
+    return (dx, dw, db) + (None,) * 10
+
+
+_lowp_linear_op.register_autograd(_lowp_backward, setup_context=_lowp_setup)
+
+
+def _opt_float(v):
+    return None if v is None else float(v)
 
 
 def quest_lowp_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -208,6 +288,9 @@ def quest_lowp_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
                          "of 16, for the low-precision GEMM")
     if x.device.type != "cuda" and not interpreting():
         raise RuntimeError("quest_lowp_linear needs CUDA tensors (or TRITON_INTERPRET=1 on the CPU)")
+    if use_ops():  # torch.compile traces the custom op (kernels/ops.py)
+        return torch.ops.quest_lab.lowp_linear(x, weight, bias, int(a[0]), float(a[1]), _opt_float(a[2]), int(w[0]),
+                                               float(w[1]), _opt_float(w[2]), block, fmt, out_dtype, round_input)[0]
     return _QuestLowpLinear.apply(x, weight, bias, tuple(a), tuple(w), block, fmt, out_dtype, round_input)
 
 
