@@ -9,7 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py"))
 ARGS = {"train.py": ["all", "--smoke"]}  # sub-command benchmarks; the rest take --smoke alone
-SLOW = {"step.py", "sweep.py", "suggest.py"}  # > 10 s on 2 cores: run by `pytest -m slow` (CI runs both)
+SLOW = {"step.py", "sweep.py", "suggest.py", "fit.py", "training_paths.py", "train.py"}  # > 5 s on 2 cores: run by `pytest -m slow` (CI runs both)
 
 
 def test_every_benchmark_is_listed():

@@ -31,6 +31,7 @@ def test_loads_epoch_columns(chinchilla):
     assert (chinchilla["D"] == chinchilla["C"] / (6 * chinchilla["N"])).all()
 
 
+@pytest.mark.slow  # moved out of the default suite (<= 3 min on 2 cores); CI runs -m slow too
 def test_full_grid_reproduces_replica_and_ci_overlap_epoch(chinchilla):
     result = fit_frame(chinchilla, FitConfig(law="chinchilla", method="grid", bootstrap=200, ci=0.8, seed=0))
     for name, value in REPLICA.items():

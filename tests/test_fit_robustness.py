@@ -12,6 +12,7 @@ from quest_lab.analysis.data import design
 from synthetic import smoke_frame
 
 
+@pytest.mark.slow  # moved out of the default suite (<= 3 min on 2 cores); CI runs -m slow too
 def test_bootstrap_cis_do_not_depend_on_the_number_of_workers():
     df = smoke_frame()
     one = fit_frame(df, FitConfig(law="quest", bootstrap=120, workers=1, seed=3))

@@ -43,8 +43,8 @@ def synthetic(law_name: str, params: dict, precisions, seed: int = 0, repeats: i
     return df.assign(loss=clean * np.exp(rng.normal(0.0, 0.01, len(df))))
 
 
-@pytest.mark.parametrize("law_name", [pytest.param(n, marks=pytest.mark.slow) if n == "quartet" else n
-                                      for n in sorted(CASES)])  # quartet: 20 s on 2 cores
+@pytest.mark.parametrize("law_name", [pytest.param(n, marks=pytest.mark.slow) if n in ("quartet", "kumar") else n
+                                      for n in sorted(CASES)])  # quartet 20 s, kumar 7 s on 2 cores
 def test_recovers_parameters(law_name):
     params, precisions, method, mode = CASES[law_name]
     df = synthetic(law_name, params, precisions)

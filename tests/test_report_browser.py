@@ -35,6 +35,7 @@ def numbers(cells: list[str]) -> list[float]:
     return [float(c.replace(",", "")) for c in cells if c != "—"]
 
 
+@pytest.mark.slow  # moved out of the default suite (<= 3 min on 2 cores); CI runs -m slow too
 def test_report_in_headless_chromium(two_law_report, tmp_path):
     out, _ = two_law_report
     with Browser() as b:

@@ -87,6 +87,7 @@ def test_missing_store_and_existing_out(tmp_path, store):
     assert res.exit_code == 2 and "results store's own file" in res.output
 
 
+@pytest.mark.slow  # moved out of the default suite (<= 3 min on 2 cores); CI runs -m slow too
 def test_suggest_writes_a_sweep_that_plans_exactly_the_suggested_runs(store, tmp_path):
     out, js = tmp_path / "sweeps" / "next.yaml", tmp_path / "next.json"
     res = invoke("--question", "best-precision:memory=4e6", "--budget", "2e12", "--store", store, "--out", str(out))
@@ -149,6 +150,7 @@ def test_candidates_from_a_grid_yaml_and_gpu_hours(store, tmp_path):
     assert "GPU-hours" in res.output
 
 
+@pytest.mark.slow  # moved out of the default suite (<= 3 min on 2 cores); CI runs -m slow too
 def test_suggest_cli_never_imports_torch(store, tmp_path):
     script = ("import sys\nfrom typer.testing import CliRunner\nimport cli\n"
               f"res = CliRunner().invoke(cli.app, ['suggest', '--question', 'eff:label=quest:w4a4', '--budget', "
