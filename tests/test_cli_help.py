@@ -76,6 +76,7 @@ def test_fit_prints_the_formula_whole(smoke_store):
     assert "quest law: L = A/(N·eff(P))^α + B/D^β + E\n" in res.stdout
 
 
+@pytest.mark.slow  # moved out of the default suite (<= 3 min on 2 cores); CI runs -m slow too
 def test_fits_lists_stored_fits(smoke_store):
     assert "no stored fits" in runner.invoke(app, ["fits", "--store", smoke_store]).output
     for law in ("quest", "chinchilla"):

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from quest_lab.store import Store
@@ -40,6 +41,7 @@ def _trained(output: str) -> int:
     return int(m.group(1)) if m else 0
 
 
+@pytest.mark.slow  # moved out of the default suite (<= 3 min on 2 cores); CI runs -m slow too
 def test_two_drivers_train_each_run_once_and_a_third_takes_what_is_left(tmp_path: Path, store_url: str) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump({"name": "c", "base": BASE, "grid": GRID, "store": store_url}))

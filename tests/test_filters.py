@@ -240,6 +240,7 @@ def _run_once(text: str, sql_columns) -> tuple[float, str]:
     return time.perf_counter() - t0, outcome
 
 
+@pytest.mark.slow  # moved out of the default suite (<= 3 min on 2 cores); CI runs -m slow too
 def test_fuzz_no_code_no_files_fast(tmp_path: Path, monkeypatch, sql_table) -> None:
     global _watching
     monkeypatch.chdir(tmp_path)

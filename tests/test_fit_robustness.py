@@ -35,6 +35,7 @@ def _kumar_frame(seed: int = 0) -> pd.DataFrame:
     return df.assign(loss=clean * np.exp(np.random.default_rng(seed).normal(0, 0.003, len(df))))
 
 
+@pytest.mark.slow  # moved out of the default suite (<= 3 min on 2 cores); CI runs -m slow too
 def test_kumar_mixed_precision_uses_w_and_a_bits_and_gets_eff_cis():
     df = _kumar_frame()
     assert "ternary:w1.58a8" in set(df["label"]) and "quest:w4a8" in set(df["label"])

@@ -133,6 +133,7 @@ def test_suggest_writes_a_sweep_that_plans_exactly_the_suggested_runs(store, tmp
     assert not (tmp_path / "rep2").exists()
 
 
+@pytest.mark.slow  # moved out of the default suite (<= 3 min on 2 cores); CI runs -m slow too
 def test_candidates_from_a_grid_yaml_and_gpu_hours(store, tmp_path):
     grid = tmp_path / "bigger.yaml"
     smoke = yaml.safe_load((ROOT / "sweeps" / "smoke.yaml").read_text())

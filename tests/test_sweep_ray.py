@@ -55,6 +55,7 @@ def frame(tmp_path: Path):
     return Store(f"sqlite:///{tmp_path / 'results.db'}").runs_frame(statuses=None)
 
 
+@pytest.mark.slow  # moved out of the default suite (<= 3 min on 2 cores); CI runs -m slow too
 def test_raising_trial_is_retried_then_stored_failed(ray_session, tmp_path: Path) -> None:
     path = sweep_file(tmp_path, {"size": ["nano"], "bits": [4], "tokens": [1024], "seed": [7]}, retries=2)
     res = sweep(path, fn="raising_train")
