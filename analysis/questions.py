@@ -29,22 +29,13 @@ from quest_lab.analysis import derived
 from quest_lab.analysis.cost import CostModel, cost_models, get_cost_model
 from quest_lab.analysis.data import label_bits
 from quest_lab.analysis.law_base import BASE_LABEL, Design, Law
+from quest_lab.registry import class_registrar
 
 QUESTIONS: dict[str, type["Question"]] = {}
 D_INF = 1e300  # "data-rich limit": the B/D^β term vanishes (as derived.optimal_precision_memory)
 
 
-def register_question(name: str):
-    """Class decorator: `@register_question("eff") class Eff(Question): ...`."""
-
-    def deco(cls: type[Question]) -> type[Question]:
-        if name in QUESTIONS and QUESTIONS[name] is not cls:
-            raise ValueError(f"question {name!r} registered twice")
-        cls.name = name
-        QUESTIONS[name] = cls
-        return cls
-
-    return deco
+register_question = class_registrar(QUESTIONS, "question")  # @register_question("eff") class Eff(Question): ...
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@
     register_law = class_registrar(LAWS, "law")      # @register_law("quest") class QuestLaw(Law): ...
     import_plugins(__package__, lambda m: m.startswith("law_") and m != "law_base")
 
-Used by laws (`analysis/law_base.py`), cost models (`analysis/cost.py`), executors
+Used by laws (`analysis/law_base.py`), cost models (`analysis/cost.py`), questions (`analysis/questions.py`), executors
 (`quest_lab/sweep/executors.py`) and trackers (`quest_lab/tracking.py`).  Imports nothing heavy.
 """
 from __future__ import annotations
