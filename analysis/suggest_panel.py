@@ -25,7 +25,6 @@ def figure_png(s: Suggestion) -> bytes:
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
-    from matplotlib.ticker import NullFormatter
 
     from quest_lab.analysis import plots
 
@@ -42,13 +41,14 @@ def figure_png(s: Suggestion) -> bytes:
         ax.set_title("Expected uncertainty, run by run")
         ax.set_ylim(bottom=0)
         colors = plots.label_colors(list(t["label"]) if len(t) else [])
+        steps: dict[tuple[float, float], list[str]] = {}  # runs at one (N, D) share one label "5,7,8"
         for r in t.itertuples(index=False):
             bx.scatter(r.N, r.D, color=colors.get(r.label, "#555"), s=40, label=r.label)
-            bx.annotate(str(r.step), (r.N, r.D), textcoords="offset points", xytext=(4, 4), fontsize=8)
-        bx.set_xscale("log")
-        bx.set_yscale("log")
-        for axis in (bx.xaxis, bx.yaxis):
-            axis.set_minor_formatter(NullFormatter())  # minor labels overlap on short ranges
+            steps.setdefault((float(r.N), float(r.D)), []).append(str(r.step))
+        for (n, d), numbers in steps.items():
+            bx.annotate(",".join(numbers), (n, d), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        plots.log_axis(bx, t["N"] if len(t) else [], "x")  # labelled even on ranges shorter than a decade
+        plots.log_axis(bx, t["D"] if len(t) else [], "y")
         bx.set_xlabel("N (non-embedding parameters)")
         bx.set_ylabel("D (tokens)")
         bx.set_title("Suggested runs (numbered as in the table)")
