@@ -12,7 +12,7 @@ import numpy as np
 from scipy.optimize import minimize, nnls
 
 from quest_lab.analysis.law_base import Design, Law, ParamSpec
-from quest_lab.analysis.settings import HUBER_DELTA  # noqa: F401  (re-exported: optimize.HUBER_DELTA)
+from quest_lab.analysis.settings import HUBER_DELTA
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ import logging
 import pytest
 import torch
 
+from layer_checks import assert_same_layer
 from quest_lab.kernels import (LaunchConfig, quest_fake_quant, quest_fake_quant_rotated, quest_quantize_fwd,
                                quest_quantize_fwd_ref, unpack_mask)
 from quest_lab.quant import QuantConfig, QuantLinear, quest_quantize
@@ -117,14 +118,7 @@ def test_quantlinear_grouped_triton_matches_torch(group, opts):
     tri = QuantLinear(128, 32, qconfig=QuantConfig("quest", 4, 4, opts, "triton", group_size=group))
     tri.load_state_dict(ref.state_dict())
     assert tri.rotated_gemm and tri.aq.kernel_group == (None if group == 128 else group)
-    x = torch.randn(2, 9, 128)
-    xr, xt = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
-    yr, yt = ref(xr), tri(xt)
-    torch.testing.assert_close(yt, yr, atol=1e-4, rtol=1e-4)
-    yr.sum().backward()
-    yt.sum().backward()
-    torch.testing.assert_close(xt.grad, xr.grad, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(tri.weight.grad, ref.weight.grad, atol=1e-4, rtol=1e-4)
+    assert_same_layer(ref, tri, torch.randn(2, 9, 128))
 
 
 def test_lowp_gemm_refused_or_fallen_back_with_groups(caplog):

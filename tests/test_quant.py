@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from layer_checks import assert_same_layer
 from quest_lab.quant import (FP4_E2M1_GRID, FP4_RMS_SCALE, GAUSSIAN_ALPHA, QUANTIZERS, LSQFunction,
                              QuantConfig, QuantLinear, build_quantizer, default_trust, gaussian_alpha,
                              gaussian_grid_mse, hadamard_block_for, hadamard_matrix, hadamard_transform,
@@ -242,14 +243,7 @@ def test_triton_backend_matches_torch(hadamard, a_bits):
     ref = QuantLinear(64, 16, qconfig=QuantConfig("quest", 4, a_bits, opts, "torch"))
     tri = QuantLinear(64, 16, qconfig=QuantConfig("quest", 4, a_bits, opts, "triton"))
     tri.load_state_dict(ref.state_dict())
-    x = torch.randn(8, 64)
-    xr, xt = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
-    yr, yt = ref(xr), tri(xt)
-    torch.testing.assert_close(yt, yr, atol=1e-4, rtol=1e-4)
-    yr.sum().backward()
-    yt.sum().backward()
-    torch.testing.assert_close(xt.grad, xr.grad, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(tri.weight.grad, ref.weight.grad, atol=1e-4, rtol=1e-4)
+    assert_same_layer(ref, tri, torch.randn(8, 64))
 
 
 # -- rotated-basis GEMM (both sides QuEST + Hadamard) --------------------------------------------
