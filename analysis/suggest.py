@@ -14,8 +14,8 @@
    random numbers: every batch sees the same replicates and draws, so batches compare paired.
 4. Batches (`suggest_batches.py`), all within `n` runs and the budget, chosen greedily by expected
    narrowing per effective cost max(cost, budget left / runs left) from a cheap screen (the bootstrap
-   ensemble's linear-Gaussian preposterior variance), plus the largest affordable models and
-   screen-weighted draws.  All are simulated; the narrowest is improved by swapping one run at a time
+   ensemble's linear-Gaussian preposterior variance), the locally c-optimal batch at the point fit
+   (Fisher information, `suggest_linear.py`), the largest affordable models and screen-weighted draws.  All are simulated; the narrowest is improved by swapping one run at a time
    for the screen's best alternatives (kept when > 2 % narrower) until no swap helps or the time left
    is what the last step needs: the expected width run by run (the batch's prefixes).  `max_seconds`
    caps the wall time after the fit, the bootstrap and the portfolio, which always run.
@@ -40,6 +40,7 @@ from quest_lab.analysis.fit import FitConfig, FitResult, fit_frame
 from quest_lab.analysis.law_base import BASE_LABEL, Design, Law, get_law
 from quest_lab.analysis.questions import Question, Target
 from quest_lab.analysis.suggest_batches import Batches, EnsembleScreen
+from quest_lab.analysis.suggest_linear import LinearYardstick
 from quest_lab.analysis.suggest_refit import refit_replicates, stage_masks
 
 log = logging.getLogger(__name__)
@@ -240,6 +241,16 @@ class _Designer:
             preds[:, quant] = self.law.batch_log_predict(held, self.cd.subset(np.nonzero(quant)[0]))[0]
         return preds
 
+    def c_optimal(self, cost: np.ndarray, n: int, budget: float) -> list[int]:
+        """The locally c-optimal batch at the point fit (`suggest_linear.py`): the Fisher-information
+        view of the same question, one more member of the portfolio ([] if the linearisation fails)."""
+        try:
+            ys = LinearYardstick(self.law, self.theta, self.d, self.cd, self.target, self.noise, self.delta)
+            return ys.oracle(np.where(self.usable, cost, np.inf), n, budget)
+        except (np.linalg.LinAlgError, FloatingPointError, ValueError) as exc:
+            log.info("c-optimal batch skipped: %s", exc)
+            return []
+
     def job(self, rows: list[int]) -> tuple:
         c = self.cd.subset(np.array(rows, int))
         d = _augment(self.d, c)
@@ -298,7 +309,8 @@ def suggest(runs: pd.DataFrame, candidates: pd.DataFrame, question: Question, co
         values0, answers0 = run([dz.job([])])[0]  # the width now, refitted like the batches (paired)
         simulated[()] = (w0 := width(values0, config.ci, dz.groups), answers0)
         # 1. a portfolio: the screen's greedy batch, the largest affordable models, screen-weighted draws
-        portfolio = {"screen greedy": batches.screen_batch(), "largest affordable": batches.largest_batch()}
+        portfolio = {"screen greedy": batches.screen_batch(), "largest affordable": batches.largest_batch(),
+                     "c-optimal at the fit": dz.c_optimal(cost, config.n, config.budget)}
         for k in range(config.samples):
             portfolio[f"screen-weighted draw {k + 1}"] = batches.sampled_batch(rng)
         for name, b in portfolio.items():

@@ -20,6 +20,19 @@ SCREEN_FLOOR = 0.01  # the screen's expected relative narrowing below which `scr
 EXPLORE = 0.05  # `sampled_batch`: weight of every affordable candidate next to the best one's 1
 
 
+def affordable_rows(cost: np.ndarray, usable: np.ndarray, batch: list[int], n: int, budget: float,
+                    reserve_slots: bool = False) -> np.ndarray:
+    """Usable candidates that fit next to `batch` within `budget`; with `reserve_slots`, leaving room
+    for the cheapest candidates in the remaining of `n` slots."""
+    left = budget - float(cost[batch].sum())
+    ok = usable.copy()
+    ok[batch] = False
+    rest = np.nonzero(ok)[0]
+    if reserve_slots and n - len(batch) > 1 and math.isfinite(left):
+        left -= np.sort(cost[rest])[:n - len(batch) - 1].sum()
+    return rest[cost[rest] <= left * (1 + 1e-12)]
+
+
 class EnsembleScreen:
     """Linear-Gaussian preposterior variance from the bootstrap ensemble.
 
@@ -71,15 +84,7 @@ class Batches:
         self.n, self.budget = n, budget
 
     def affordable(self, batch: list[int], reserve_slots: bool = False) -> np.ndarray:
-        """Candidates that fit next to `batch`; with `reserve_slots`, leaving room for the cheapest
-        candidates in the remaining slots."""
-        left = self.budget - float(self.cost[batch].sum())
-        ok = self.usable.copy()
-        ok[batch] = False
-        rest = np.nonzero(ok)[0]
-        if reserve_slots and self.n - len(batch) > 1 and math.isfinite(left):
-            left -= np.sort(self.cost[rest])[:self.n - len(batch) - 1].sum()
-        return rest[self.cost[rest] <= left * (1 + 1e-12)]
+        return affordable_rows(self.cost, self.usable, batch, self.n, self.budget, reserve_slots)
 
     def scores(self, batch: list[int], left: np.ndarray, screen: EnsembleScreen | None = None) -> np.ndarray:
         """Expected relative narrowing per effective cost of adding each of `left` to `batch`."""

@@ -33,6 +33,7 @@ from quest_lab.analysis import FitConfig, fit_frame, get_law, normalise
 from quest_lab.analysis.data import design
 from quest_lab.analysis.questions import parse_question
 from quest_lab.analysis.suggest import SuggestConfig, question_interval, suggest
+from quest_lab.analysis.suggest_linear import LinearYardstick
 from quest_lab.analysis.cost import get_cost_model
 from quest_lab.sizes import non_embedding_params
 
@@ -119,10 +120,35 @@ def run_seed(seed: int, question: str, args, fit: FitConfig) -> dict:
         iv = question_interval(data, q, fit, bootstrap=args.eval_bootstrap, seed=20_000 + seed, reference=ref)
         out[f"w_{name}"] = iv["width"]
         out[f"cost_{name}"] = float(cands.iloc[rows]["cost"].sum())
+        out[f"runs_{name}"] = " ".join(sorted(cands.iloc[rows]["key"]))
     out["w_initial"] = question_interval(runs, q, fit, bootstrap=args.eval_bootstrap, seed=20_000 + seed,
                                          reference=ref)["width"]
     out["vs_random"] = out["w_suggested"] / out["w_random"]
     out["vs_largest"] = out["w_suggested"] / out["w_largest"]
+    out.update(linear_yardstick(grid, runs, cands, q, designs, args, budget, rng, fit.huber_delta))
+    return out
+
+
+def linear_yardstick(grid, runs, cands, q, designs, args, budget, rng, delta) -> dict:
+    """The same designs under the Fisher information at the truth (`suggest_linear.py`), and the
+    c-optimal oracle batch with suggest's limits (n, budget) against random and largest-first batches
+    of the oracle's own cost: what any design could gain here."""
+    d_all = design(grid)
+    law = get_law("quest", d_all.labels)
+    theta = law.from_public(TRUE)
+    ys = LinearYardstick(law, theta, design(runs, labels=law.labels), design(cands.assign(loss=1.0), labels=law.labels),
+                         q.bind(law, theta), NOISE, delta)
+    cost = cands["cost"].to_numpy(float)
+    out = {f"lin_{k}": ys.width(rows) for k, rows in designs.items()}
+    out["lin_initial"] = ys.width([])
+    best = ys.oracle(cost, args.n, budget)
+    k, spent = len(best), float(cost[best].sum())
+    rand = np.median([ys.width(affordable(cands, k, spent, lambda ok: rng.choice(ok))) for _ in range(20)])
+    out.update(lin_oracle=ys.width(best), lin_oracle_vs_random=ys.width(best) / rand,
+               lin_oracle_vs_largest=ys.width(best) / ys.width(affordable(cands, k, spent, largest_first(cands))),
+               lin_suggested_vs_random=out["lin_suggested"] / out["lin_random"],
+               lin_suggested_vs_largest=out["lin_suggested"] / out["lin_largest"],
+               runs_oracle=" ".join(sorted(cands.iloc[best]["key"])))
     return out
 
 
@@ -139,6 +165,8 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=6, help="screen-weighted batches in the portfolio")
     ap.add_argument("--max-seconds", type=float, default=50.0)
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--verbose", action="store_true", help="print each design's runs")
+    ap.add_argument("--out", default=None, help="write one row per seed and question (CSV)")
     args = ap.parse_args()
     if args.smoke:
         args.seeds, args.questions, args.n, args.bootstrap, args.eval_bootstrap = 1, "extrapolate", 3, 40, 60
@@ -157,15 +185,25 @@ def main() -> int:
                   f"initial {r['w_initial']:.4g}, suggested {r['w_suggested']:.4g}, random {r['w_random']:.4g}, "
                   f"largest {r['w_largest']:.4g}; ratio vs random {r['vs_random']:.3f}, vs largest "
                   f"{r['vs_largest']:.3f} (suggest {r['suggest_s']:.1f} s)", flush=True)
+            if args.verbose:
+                print(f"    linearised widths: initial {r['lin_initial']:.4g}, suggested {r['lin_suggested']:.4g}, "
+                      f"random {r['lin_random']:.4g}, largest {r['lin_largest']:.4g}, oracle {r['lin_oracle']:.4g} "
+                      f"(oracle vs random {r['lin_oracle_vs_random']:.3f}, vs largest {r['lin_oracle_vs_largest']:.3f})")
+                for design_name in ("suggested", "random", "largest", "oracle"):
+                    print(f"    {design_name:<9} {r[f'runs_{design_name}']}", flush=True)
     df = pd.DataFrame(rows)
     wall = time.perf_counter() - t0
+    if args.out:
+        df.to_csv(args.out, index=False)
     print(f"\nmedian over {args.seeds} seed(s) ({'smoke' if args.smoke else 'full'} run, fit mode {fit.mode}, "
           f"K = {args.n}, budget = {args.budget_factor:g} × initial grid cost, noise {NOISE:.1%}):")
     summary = df.groupby("question").agg(
         seeds=("seed", "count"), vs_random=("vs_random", "median"), vs_largest=("vs_largest", "median"),
         frac_le_067_random=("vs_random", lambda s: float((s <= 0.67).mean())),
         frac_le_067_largest=("vs_largest", lambda s: float((s <= 0.67).mean())),
-        predicted=("predicted_ratio", "median"), suggest_s=("suggest_s", "median"))
+        predicted=("predicted_ratio", "median"), suggest_s=("suggest_s", "median"),
+        lin_vs_random=("lin_suggested_vs_random", "median"), lin_vs_largest=("lin_suggested_vs_largest", "median"),
+        oracle_vs_random=("lin_oracle_vs_random", "median"), oracle_vs_largest=("lin_oracle_vs_largest", "median"))
     print(summary.to_string(float_format=lambda x: f"{x:.3f}"))
     print(f"wall time {wall:.0f} s")
     return 0

@@ -250,7 +250,7 @@ def test_time_cap_keeps_the_best_portfolio_batch(split):
     runs, cands = split
     config = small_config(n=2, max_seconds=1e-3, samples=2)
     s = suggest(runs, cands, parse_question("extrapolate:N=1.6e9,D=1.6e11,label=quest:w4a4"), config)
-    assert len(s.chosen) == 2 and s.refits <= 1 + 2 + config.samples  # now + the portfolio, no swaps
+    assert len(s.chosen) == 2 and s.refits <= 1 + 3 + config.samples  # now + the portfolio (greedy, largest, c-optimal, draws), no swaps
     assert any("time cap" in n and "swaps stopped after 0" in n for n in s.notes)
     assert all("narrowest simulated batch" in w for w in s.table["why"])
     assert np.isfinite(s.width_after) and s.width_after == s.table["ci_width_after"].iloc[-1]
