@@ -3,6 +3,7 @@
     python benchmarks/suggest.py              # full: 20 seeds × 3 questions (tens of minutes on 2 cores)
     python benchmarks/suggest.py --smoke      # quick: 1 seed, the extrapolate question, small bootstraps
     python benchmarks/suggest.py --bounds     # the c-optimal oracle's bound in other settings (seconds)
+    python benchmarks/suggest.py --rescore suggest20.csv --outcomes 3   # expected widths of those designs
 
 Truth: the QuEST law with Chinchilla-like base parameters and plausible efficiencies, losses with
 0.5 % multiplicative noise (the residual level of published fits).  Grid: the paper's sizes 30M–800M ×
@@ -60,8 +61,9 @@ QUESTIONS = {
 }
 
 
-def ground_truth(seed: int) -> pd.DataFrame:
-    """The full grid with noisy losses from the true law (one noise draw per run and seed)."""
+def ground_truth(seed: int, outcome: int = 0) -> pd.DataFrame:
+    """The full grid with noisy losses from the true law (one noise draw per run and seed; `outcome` > 0:
+    another draw, for the expected width of a design over what its runs may show)."""
     rows = []
     for size in SIZES:
         N = non_embedding_params(size)
@@ -74,7 +76,8 @@ def ground_truth(seed: int) -> pd.DataFrame:
     d = design(grid)
     law = get_law("quest", d.labels)
     clean = law.predict(law.from_public(TRUE), d)
-    return grid.assign(loss=clean * np.exp(np.random.default_rng(seed).normal(0.0, NOISE, len(grid))))
+    rng = np.random.default_rng(seed if outcome == 0 else [seed, outcome])
+    return grid.assign(loss=clean * np.exp(rng.normal(0.0, NOISE, len(grid))))
 
 
 def affordable(cands: pd.DataFrame, k: int, total: float, pick) -> list[int]:
@@ -160,6 +163,52 @@ def linear_yardstick(grid, runs, cands, q, designs, args, budget, rng, delta) ->
     return out
 
 
+def rescore_task(task: tuple) -> dict:
+    """One seed and question of a `--out` CSV: each design's 80 % width averaged over `outcomes` draws
+    of its runs' losses (the initial runs keep theirs: they are what is known)."""
+    row, outcomes, eval_bootstrap = task
+    fit = FitConfig(law="quest", bootstrap=0)
+    seed, q = int(row["seed"]), parse_question(QUESTIONS[row["question"]])
+    grid = ground_truth(seed)
+    init = grid["size"].isin(INITIAL["sizes"]) & grid["tpp"].isin(INITIAL["tokens_per_param"])
+    runs = grid[init].reset_index(drop=True)
+    ref = fit_frame(runs, fit, with_answers=False).theta
+    out = {"seed": seed, "question": row["question"]}
+    for name in ("suggested", "random", "largest"):
+        keys = str(row[f"runs_{name}"]).split()
+        widths = []
+        for r in range(outcomes):
+            cands = ground_truth(seed, r)[~init].set_index("key")
+            data = pd.concat([runs, cands.loc[keys].reset_index()], ignore_index=True)
+            widths.append(question_interval(data, q, fit, bootstrap=eval_bootstrap, seed=20_000 + seed,
+                                            reference=ref)["width"])
+        out[f"ew_{name}"] = float(np.mean(widths))
+    out["ew_vs_random"] = out["ew_suggested"] / out["ew_random"]
+    out["ew_vs_largest"] = out["ew_suggested"] / out["ew_largest"]
+    return out
+
+
+def rescore(path: str, outcomes: int, eval_bootstrap: int, workers: int) -> None:
+    """`--rescore F.csv`: the designs of an earlier `--out` run, measured by their expected width."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    df = pd.read_csv(path)
+    tasks = [(row, outcomes, eval_bootstrap) for _, row in df.iterrows()]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        rows = list(pool.map(rescore_task, tasks))
+    res = pd.DataFrame(rows)
+    for _, r in res.iterrows():
+        print(f"{r['question']:<15} seed {r['seed']:>2}: expected width suggested {r['ew_suggested']:.4g}, random "
+              f"{r['ew_random']:.4g}, largest {r['ew_largest']:.4g}; ratio vs random {r['ew_vs_random']:.3f}, "
+              f"vs largest {r['ew_vs_largest']:.3f}")
+    print(f"\nmedian over seeds, each design's width averaged over {outcomes} outcome draws of its runs:")
+    print(res.groupby("question").agg(seeds=("seed", "count"), vs_random=("ew_vs_random", "median"),
+                                      vs_largest=("ew_vs_largest", "median"),
+                                      below_1_random=("ew_vs_random", lambda v: int((v < 1).sum())),
+                                      below_1_largest=("ew_vs_largest", lambda v: int((v < 1).sum())))
+          .to_string(float_format=lambda x: f"{x:.3f}"))
+
+
 BOUND_GRIDS = {  # initial grids for --bounds: sizes × tokens per parameter (× the 5 precisions)
     "45 runs: 30M-100M × 20/50/100": (["30M", "50M", "100M"], [20, 50, 100]),
     "30 runs: 30M-100M × 20/100": (["30M", "50M", "100M"], [20, 100]),
@@ -213,6 +262,9 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--verbose", action="store_true", help="print each design's runs")
     ap.add_argument("--out", default=None, help="write one row per seed and question (CSV)")
+    ap.add_argument("--rescore", default=None, metavar="F.csv",
+                    help="measure the designs of an earlier --out run by their expected width (--outcomes draws)")
+    ap.add_argument("--outcomes", type=int, default=3, help="outcome draws per design for --rescore")
     ap.add_argument("--bounds", action="store_true",
                     help="only the c-optimal oracle's bound over initial grids × K × budget (linearised, seconds)")
     args = ap.parse_args()
@@ -225,6 +277,11 @@ def main() -> int:
     fit = FitConfig(law="quest", bootstrap=0)  # `quest-lab fit`'s defaults: grid starts, the law's mode (joint)
     if args.bounds:
         bounds(fit)
+        return 0
+    if args.rescore:
+        t0 = time.perf_counter()
+        rescore(args.rescore, args.outcomes, args.eval_bootstrap, args.workers)
+        print(f"wall time {time.perf_counter() - t0:.0f} s")
         return 0
     t0 = time.perf_counter()
     rows = []

@@ -1,5 +1,6 @@
 """Every benchmark in benchmarks/ runs in its --smoke mode (CI keeps them runnable; no timing asserted)."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,3 +24,15 @@ def test_benchmark_smoke(name, tmp_path):
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert res.stdout.strip(), f"{name} printed nothing"
+
+
+def test_suggest_bounds_mode(tmp_path):
+    """`benchmarks/suggest.py --bounds`: the linearised oracle bound per setting, every ratio in (0, 1]."""
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "suggest.py"), "--bounds"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = [ln for ln in res.stdout.splitlines() if "K=" in ln]
+    assert len(lines) == 20
+    pairs = re.findall(r"(\d\.\d\d) / (\d\.\d\d)", res.stdout)  # oracle/random, oracle/largest per question
+    ratios = [float(r) for pair in pairs for r in pair]
+    assert len(ratios) == 20 * 3 * 2 and all(0 < r <= 1.0 for r in ratios)
