@@ -136,27 +136,38 @@ def run_seed(seed: int, question: str, args, fit: FitConfig) -> dict:
                                          reference=ref)["width"]
     out["vs_random"] = out["w_suggested"] / out["w_random"]
     out["vs_largest"] = out["w_suggested"] / out["w_largest"]
-    out.update(linear_yardstick(grid, runs, cands, q, designs, args, budget, rng, fit.huber_delta))
+    out.update(linear_yardstick(runs, cands, q, designs, args, budget, rng, fit.huber_delta))
     return out
 
 
-def linear_yardstick(grid, runs, cands, q, designs, args, budget, rng, delta) -> dict:
+def true_yardstick(runs: pd.DataFrame, cands: pd.DataFrame, q, delta: float) -> LinearYardstick:
+    """Fisher-information widths of question `q` at the true law, for `runs` plus rows of `cands`."""
+    law = get_law("quest", design(pd.concat([runs, cands]).assign(loss=1.0)).labels)
+    theta = law.from_public(TRUE)
+    return LinearYardstick(law, theta, design(runs, labels=law.labels), design(cands.assign(loss=1.0), labels=law.labels),
+                           q.bind(law, theta), NOISE, delta)
+
+
+def oracle_vs_baselines(ys: LinearYardstick, cands: pd.DataFrame, n: int, budget: float, rng,
+                        draws: int) -> tuple[list[int], float, float]:
+    """The c-optimal oracle batch (≤ n runs within budget) and its width over that of random batches
+    (median of `draws`) and of the largest-first batch, both of the oracle's own size and cost."""
+    cost = cands["cost"].to_numpy(float)
+    best = ys.oracle(cost, n, budget)
+    k, spent, w = len(best), float(cost[best].sum()), ys.width(best)
+    rand = np.median([ys.width(affordable(cands, k, spent, lambda ok: rng.choice(ok))) for _ in range(draws)])
+    return best, w / rand, w / ys.width(affordable(cands, k, spent, largest_first(cands)))
+
+
+def linear_yardstick(runs, cands, q, designs, args, budget, rng, delta) -> dict:
     """The same designs under the Fisher information at the truth (`suggest_linear.py`), and the
     c-optimal oracle batch with suggest's limits (n, budget) against random and largest-first batches
     of the oracle's own cost: what any design could gain here."""
-    d_all = design(grid)
-    law = get_law("quest", d_all.labels)
-    theta = law.from_public(TRUE)
-    ys = LinearYardstick(law, theta, design(runs, labels=law.labels), design(cands.assign(loss=1.0), labels=law.labels),
-                         q.bind(law, theta), NOISE, delta)
-    cost = cands["cost"].to_numpy(float)
+    ys = true_yardstick(runs, cands, q, delta)
     out = {f"lin_{k}": ys.width(rows) for k, rows in designs.items()}
     out["lin_initial"] = ys.width([])
-    best = ys.oracle(cost, args.n, budget)
-    k, spent = len(best), float(cost[best].sum())
-    rand = np.median([ys.width(affordable(cands, k, spent, lambda ok: rng.choice(ok))) for _ in range(20)])
-    out.update(lin_oracle=ys.width(best), lin_oracle_vs_random=ys.width(best) / rand,
-               lin_oracle_vs_largest=ys.width(best) / ys.width(affordable(cands, k, spent, largest_first(cands))),
+    best, vs_random, vs_largest = oracle_vs_baselines(ys, cands, args.n, budget, rng, draws=20)
+    out.update(lin_oracle=ys.width(best), lin_oracle_vs_random=vs_random, lin_oracle_vs_largest=vs_largest,
                lin_suggested_vs_random=out["lin_suggested"] / out["lin_random"],
                lin_suggested_vs_largest=out["lin_suggested"] / out["lin_largest"],
                runs_oracle=" ".join(sorted(cands.iloc[best]["key"])))
@@ -222,28 +233,17 @@ def bounds(fit: FitConfig) -> None:
     largest-first batches of its own cost, over initial grids × K × budget: what any design could
     reach, to first order, in settings other than the benchmark's (noise-free, seconds)."""
     grid = ground_truth(0)
-    d_all = design(grid)
-    law = get_law("quest", d_all.labels)
-    theta = law.from_public(TRUE)
     print("oracle / random, oracle / largest (linearised widths at the truth; ≤ 0.67 is the issue's goal)")
     for name, (sizes, tpps) in BOUND_GRIDS.items():
         init = grid["size"].isin(sizes) & grid["tpp"].isin(tpps)
         runs, cands = grid[init].reset_index(drop=True), grid[~init].reset_index(drop=True)
-        cost = cands["cost"].to_numpy(float)
         for k, factor in ((4, 1.0), (8, 0.5), (8, 1.0), (8, 2.0), (16, 2.0)):
             budget = float(runs["cost"].sum()) * factor
             cells = []
             for qname, text in QUESTIONS.items():
-                q = parse_question(text)
-                ys = LinearYardstick(law, theta, design(runs, labels=law.labels),
-                                     design(cands.assign(loss=1.0), labels=law.labels), q.bind(law, theta), NOISE,
-                                     fit.huber_delta)
-                best = ys.oracle(cost, k, budget)
-                n, spent = len(best), float(cost[best].sum())
-                rng = np.random.default_rng(0)
-                rand = np.median([ys.width(affordable(cands, n, spent, lambda ok: rng.choice(ok))) for _ in range(30)])
-                largest = ys.width(affordable(cands, n, spent, largest_first(cands)))
-                cells.append(f"{qname} {ys.width(best) / rand:.2f} / {ys.width(best) / largest:.2f}")
+                ys = true_yardstick(runs, cands, parse_question(text), fit.huber_delta)
+                _, vs_random, vs_largest = oracle_vs_baselines(ys, cands, k, budget, np.random.default_rng(0), draws=30)
+                cells.append(f"{qname} {vs_random:.2f} / {vs_largest:.2f}")
             print(f"  {name:<31} K={k:<2} budget {factor:g}×: " + ";  ".join(cells), flush=True)
 
 
