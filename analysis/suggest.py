@@ -15,10 +15,12 @@
 4. Batches (`suggest_batches.py`), all within `n` runs and the budget, chosen greedily by expected
    narrowing per effective cost max(cost, budget left / runs left) from a cheap screen (the bootstrap
    ensemble's linear-Gaussian preposterior variance), the locally c-optimal batch at the point fit
-   (Fisher information, `suggest_linear.py`), the largest affordable models and screen-weighted draws.  All are simulated; the narrowest is improved by swapping one run at a time
-   for the screen's best alternatives (kept when > 2 % narrower) until no swap helps or the time left
-   is what the last step needs: the expected width run by run (the batch's prefixes).  `max_seconds`
-   caps the wall time after the fit, the bootstrap and the portfolio, which always run.
+   (Fisher information, `suggest_linear.py`), the largest affordable models and screen-weighted draws.
+   All are simulated; the narrowest is improved by swapping one run at a time for the screen's best
+   alternatives (kept when > 2 % narrower) until no swap helps or the time left is what the last step
+   needs.  The chosen batch is then re-simulated on an independent ensemble (its narrowing without the
+   selection's optimism), and the expected width run by run (the batch's prefixes) simulated.
+   `max_seconds` caps the wall time after the fit, the bootstrap and the portfolio, which always run.
 Batches are simulated in parallel on `workers` processes (forkserver, as the bootstrap).
 """
 from __future__ import annotations
@@ -41,7 +43,7 @@ from quest_lab.analysis.law_base import BASE_LABEL, Design, Law, get_law
 from quest_lab.analysis.questions import Question, Target
 from quest_lab.analysis.suggest_batches import Batches, EnsembleScreen
 from quest_lab.analysis.suggest_linear import LinearYardstick
-from quest_lab.analysis.suggest_refit import refit_replicates, stage_masks
+from quest_lab.analysis.suggest_refit import Replicates, refit_replicates, stage_masks
 
 log = logging.getLogger(__name__)
 CANDIDATE_COLUMNS = ("N", "D", "w_bits", "a_bits", "label", "cost")
@@ -49,6 +51,7 @@ MIN_NOISE = 1e-4  # floor on the residual σ (log loss) used to simulate candida
 # a swap is kept only if it narrows the simulated width by more than this: the minimum over many noisy
 # estimates is biased low (winner's curse), and a batch is not worth changing for noise
 SWAP_GAIN = 0.02
+FRESH_SEED = 1_000_003  # seed offset of the independent ensemble that re-checks the chosen batch
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,14 @@ class Suggestion:
     mode: str = ""  # the fit's mode (joint / staged), which the refits follow
     elapsed_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # the chosen batch re-simulated on an independent ensemble (no selection bias): widths without and
+    # with its runs; NaN when the time cap left no room
+    check_before: float = math.nan
+    check_after: float = math.nan
+
+    @property
+    def check_ratio(self) -> float:
+        return self.check_after / self.check_before if self.check_before > 0 else math.nan
 
     def to_payload(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "table"}
@@ -125,6 +136,8 @@ class Suggestion:
         kw = dict(payload)
         kw["table"] = pd.DataFrame(kw.get("table", []))
         kw["ci_before"] = tuple(kw["ci_before"])
+        for k in ("check_before", "check_after"):  # strict JSON writes NaN as null
+            kw[k] = math.nan if kw.get(k) is None else kw[k]
         return cls(**kw)
 
 
@@ -204,28 +217,16 @@ class _Designer:
                        & np.isfinite(self.cands["cost"].to_numpy(float)) & (self.cands["cost"].to_numpy(float) > 0))
         self.cd = data_mod.design(self.cands.assign(loss=1.0, label=self.cands["label"].where(self.usable, BASE_LABEL)),
                                   labels=labels if uses else ())
-        rng = np.random.default_rng(config.seed)
-        B = config.bootstrap
-        self.W = resample_weights(self.d, B, rng)
-        # common random numbers, one draw per replicate and candidate: its noise, and its multiplicity
-        # in the resample (the stratified bootstrap would draw it Binomial(n_label + 1, 1/(n_label + 1)))
-        self.E = rng.normal(size=(B, len(self.cands)))
-        stratum = np.array([np.sum(self.d.label_idx == k) for k in self.cd.label_idx]) + 1
-        self.M = rng.binomial(stratum, 1.0 / stratum, size=(B, len(self.cands))).astype(float)
         self.mode, self.delta = config.fit.mode, config.fit.huber_delta
-        start = np.tile(self.theta, (B, 1))
-        self.theta_b = refit_replicates(self.law, self.d, self.W, np.tile(self.d.y, (B, 1)), start,
-                                        self.mode, self.delta, config.seed)
-        ok = np.all(np.isfinite(self.theta_b), axis=1)
-        self.theta_b[~ok] = self.theta
-        # plausible truths for the candidates' simulated losses: `truths` replicates of the ensemble,
-        # replicate b simulating from truth b mod truths (the design is judged over what the runs may
-        # show, not only at the point fit)
-        self.groups = np.arange(B) % config.n_truths
-        picks = rng.choice(B, size=config.n_truths, replace=False)
-        self.truth_of_replicate = self.theta_b[picks][self.groups]  # (B, p)
-        self.mu = self.law.batch_log_predict(self.truth_of_replicate, self.cd)[0]  # (B, m)
+        # the paired ensemble every batch is simulated on (common random numbers)
+        self.reps = self.replicates(config.seed)
+        self.theta_b = self.reps.theta_b
         self.screen = EnsembleScreen(self.target.values(self.theta_b), self._screen_predictions(), self.noise)
+
+    def replicates(self, seed: int) -> Replicates:
+        c = self.config
+        return Replicates.draw(self.law, self.d, self.cd, self.theta, c.bootstrap, c.n_truths, self.mode, self.delta,
+                               seed)
 
     def _screen_predictions(self) -> np.ndarray:
         """(B, m) log-loss predictions of the candidates over the ensemble, as far as each can move the
@@ -251,15 +252,16 @@ class _Designer:
             log.info("c-optimal batch skipped: %s", exc)
             return []
 
-    def job(self, rows: list[int]) -> tuple:
+    def job(self, rows: list[int], reps: Replicates | None = None) -> tuple:
+        r = reps or self.reps
         c = self.cd.subset(np.array(rows, int))
         d = _augment(self.d, c)
-        B = len(self.W)
-        W = np.hstack([self.W, self.M[:, rows]])
-        Y = np.hstack([np.tile(self.d.y, (B, 1)), self.mu[:, rows] + self.noise * self.E[:, rows]])
+        B = len(r.W)
+        W = np.hstack([r.W, r.M[:, rows]])
+        Y = np.hstack([np.tile(self.d.y, (B, 1)), r.mu[:, rows] + self.noise * r.E[:, rows]])
         # two starts per replicate: its fit without the candidates, and the truth they were simulated from
-        return (self.law.name, self.law.labels, self.law.options, self.question, self.theta, d, W, Y, self.theta_b,
-                self.truth_of_replicate if rows else None, self.mode, self.delta)
+        return (self.law.name, self.law.labels, self.law.options, self.question, self.theta, d, W, Y, r.theta_b,
+                r.truth if rows else None, self.mode, self.delta)
 
 
 def suggest(runs: pd.DataFrame, candidates: pd.DataFrame, question: Question, config: SuggestConfig) -> Suggestion:
@@ -295,7 +297,7 @@ def suggest(runs: pd.DataFrame, candidates: pd.DataFrame, question: Question, co
         new = [b for b in dict.fromkeys(tuple(sorted(b)) for b in todo if b) if b not in simulated]
         ts = time.perf_counter()
         for b, (values, answers) in zip(new, run([dz.job(list(b)) for b in new])):
-            simulated[b] = (width(values, config.ci, dz.groups), answers)
+            simulated[b] = (width(values, config.ci, dz.reps.groups), answers)
         if new:
             round_s[0] = (time.perf_counter() - ts) / rounds(len(new))
         return [simulated[tuple(sorted(b))][0] if b else simulated[()][0] for b in todo]
@@ -305,9 +307,10 @@ def suggest(runs: pd.DataFrame, candidates: pd.DataFrame, question: Question, co
         return time.perf_counter() - t0 + round_s[0] * then > config.max_seconds
 
     origin: dict[tuple[int, ...], str] = {}
+    check = (math.nan, math.nan)
     try:
         values0, answers0 = run([dz.job([])])[0]  # the width now, refitted like the batches (paired)
-        simulated[()] = (w0 := width(values0, config.ci, dz.groups), answers0)
+        simulated[()] = (w0 := width(values0, config.ci, dz.reps.groups), answers0)
         # 1. a portfolio: the screen's greedy batch, the largest affordable models, screen-weighted draws
         portfolio = {"screen greedy": batches.screen_batch(), "largest affordable": batches.largest_batch(),
                      "c-optimal at the fit": dz.c_optimal(cost, config.n, config.budget)}
@@ -337,7 +340,15 @@ def suggest(runs: pd.DataFrame, candidates: pd.DataFrame, question: Question, co
             notes.append("no batch of candidates is expected to narrow the CI; nothing suggested")
             best = []
         best = batches.order(best)
-        # 3. expected width run by run (the batch's prefixes, most valuable first), as time allows
+        # 3. the chosen batch re-simulated on a fresh ensemble: the narrowest of many noisy simulated
+        # widths is biased low (winner's curse), an independent draw is not
+        if best and not out_of_time(2):
+            fresh = dz.replicates(config.seed + FRESH_SEED)
+            (v0, _), (v1, _) = run([dz.job([], fresh), dz.job(best, fresh)])
+            check = (width(v0, config.ci, fresh.groups), width(v1, config.ci, fresh.groups))
+        elif best:
+            notes.append("time cap: the chosen batch was not re-simulated on a fresh ensemble")
+        # 4. expected width run by run (the batch's prefixes, most valuable first), as time allows
         if len(best) > 1 and not out_of_time(rounds(len(best) - 1)):
             sim([best[:k] for k in range(1, len(best))])
         elif len(best) > 1:
@@ -369,7 +380,8 @@ def suggest(runs: pd.DataFrame, candidates: pd.DataFrame, question: Question, co
         total_cost=float(cost[best].sum()) if best else 0.0, budget=config.budget, n_candidates=int(dz.usable.sum()),
         shares_before=_shares(dz.target.answers(dz.theta_b)) if categorical else {},
         shares_after=_shares(simulated[tuple(sorted(best))][1]) if categorical and best else {},
-        refits=len(simulated), mode=dz.mode, elapsed_s=time.perf_counter() - t0, notes=notes)
+        refits=len(simulated), mode=dz.mode, elapsed_s=time.perf_counter() - t0, notes=notes,
+        check_before=check[0], check_after=check[1])
 
 
 def question_interval(runs: pd.DataFrame, question: Question, fit: FitConfig, bootstrap: int = 200,

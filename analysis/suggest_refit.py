@@ -10,8 +10,11 @@ replicate.  The refit follows the fit's mode exactly as `bootstrap.py` refits it
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from quest_lab.analysis.bootstrap import resample_weights
 from quest_lab.analysis.law_base import Design, Law
 from quest_lab.analysis.optimize import Problem, batched_lm
 
@@ -80,3 +83,34 @@ def refit_replicates(law: Law, d: Design, W: np.ndarray, Y: np.ndarray, theta: n
     if staged:
         theta = _stage(law, d, ~base, np.nan_to_num(theta), W, Y, delta, rng, extra)
     return theta
+
+
+@dataclass(frozen=True)
+class Replicates:
+    """One paired-bootstrap ensemble for simulate-and-refit: B replicates of the runs (weights `W`), each
+    refitted (`theta_b`); per replicate and candidate one noise draw `E` and one resampling multiplicity
+    `M` (the stratified bootstrap would draw a new run Binomial(n_label + 1, 1/(n_label + 1)) times);
+    and the plausible truth the replicate simulates the candidates from (`truth`: one of `n_truths`
+    refits, replicate b using truth b mod n_truths = `groups`), with its predicted log losses `mu`."""
+
+    W: np.ndarray  # (B, n)
+    E: np.ndarray  # (B, m)
+    M: np.ndarray  # (B, m)
+    theta_b: np.ndarray  # (B, p)
+    groups: np.ndarray  # (B,)
+    truth: np.ndarray  # (B, p)
+    mu: np.ndarray  # (B, m)
+
+    @classmethod
+    def draw(cls, law: Law, d: Design, cd: Design, theta: np.ndarray, B: int, n_truths: int, mode: str,
+             delta: float, seed: int) -> "Replicates":
+        rng = np.random.default_rng(seed)
+        W = resample_weights(d, B, rng)
+        E = rng.normal(size=(B, cd.n))
+        stratum = np.array([np.sum(d.label_idx == k) for k in cd.label_idx]) + 1
+        M = rng.binomial(stratum, 1.0 / stratum, size=(B, cd.n)).astype(float)
+        theta_b = refit_replicates(law, d, W, np.tile(d.y, (B, 1)), np.tile(theta, (B, 1)), mode, delta, seed)
+        theta_b[~np.all(np.isfinite(theta_b), axis=1)] = theta
+        groups = np.arange(B) % n_truths
+        truth = theta_b[rng.choice(B, size=n_truths, replace=False)][groups]
+        return cls(W, E, M, theta_b, groups, truth, law.batch_log_predict(truth, cd)[0])

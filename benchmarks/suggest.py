@@ -125,7 +125,7 @@ def run_seed(seed: int, question: str, args, fit: FitConfig) -> dict:
                "largest": affordable(cands, k, spent, largest_first(cands))}
     ref = fit_frame(runs, fit, with_answers=False).theta  # every design's interval is of the question bound at the initial fit
     out = {"seed": seed, "question": question.split(":")[0], "runs": k, "cost": spent, "suggest_s": t_suggest,
-           "predicted_ratio": res.width_after / res.width_before}
+           "predicted_ratio": res.width_after / res.width_before, "checked_ratio": res.check_ratio}
     for name, rows in designs.items():
         data = pd.concat([runs, cands.iloc[rows]], ignore_index=True)
         iv = question_interval(data, q, fit, bootstrap=args.eval_bootstrap, seed=20_000 + seed, reference=ref)
@@ -309,7 +309,7 @@ def main() -> int:
         seeds=("seed", "count"), vs_random=("vs_random", "median"), vs_largest=("vs_largest", "median"),
         frac_le_067_random=("vs_random", lambda s: float((s <= 0.67).mean())),
         frac_le_067_largest=("vs_largest", lambda s: float((s <= 0.67).mean())),
-        predicted=("predicted_ratio", "median"), suggest_s=("suggest_s", "median"),
+        predicted=("predicted_ratio", "median"), checked=("checked_ratio", "median"), suggest_s=("suggest_s", "median"),
         lin_vs_random=("lin_suggested_vs_random", "median"), lin_vs_largest=("lin_suggested_vs_largest", "median"),
         oracle_vs_random=("lin_oracle_vs_random", "median"), oracle_vs_largest=("lin_oracle_vs_largest", "median"))
     print(summary.to_string(float_format=lambda x: f"{x:.3f}"))

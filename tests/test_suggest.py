@@ -235,6 +235,17 @@ def test_suggestion_is_reproducible_and_serialisable(split, suggested):
     assert again.chosen == suggested.chosen
     back = Suggestion.from_payload(suggested.to_payload())
     assert back.chosen == suggested.chosen and back.table.equals(suggested.table)
+    assert back.check_ratio == pytest.approx(suggested.check_ratio)
+    nulls = Suggestion.from_payload({**suggested.to_payload(), "check_before": None, "check_after": None})
+    assert math.isnan(nulls.check_ratio)  # strict JSON's null for "not re-checked"
+
+
+def test_the_chosen_batch_is_rechecked_on_an_independent_ensemble(suggested):
+    """The re-check draws its own bootstrap ensemble: finite, narrowing, and not the selection's own
+    (optimistic) estimate."""
+    s = suggested
+    assert np.isfinite(s.check_before) and np.isfinite(s.check_after) and 0 < s.check_ratio < 1
+    assert (s.check_before, s.check_after) != (s.width_before, s.width_after)
 
 
 def test_unfitted_precisions_are_skipped_with_a_note(split):
@@ -251,6 +262,7 @@ def test_time_cap_keeps_the_best_portfolio_batch(split):
     config = small_config(n=2, max_seconds=1e-3, samples=2)
     s = suggest(runs, cands, parse_question("extrapolate:N=1.6e9,D=1.6e11,label=quest:w4a4"), config)
     assert len(s.chosen) == 2 and s.refits <= 1 + 3 + config.samples  # now + the portfolio (greedy, largest, c-optimal, draws), no swaps
+    assert math.isnan(s.check_ratio) and any("not re-simulated on a fresh ensemble" in n for n in s.notes)
     assert any("time cap" in n and "swaps stopped after 0" in n for n in s.notes)
     assert all("narrowest simulated batch" in w for w in s.table["why"])
     assert np.isfinite(s.width_after) and s.width_after == s.table["ci_width_after"].iloc[-1]

@@ -11,6 +11,7 @@ that `quest-lab sweep` runs as usual, and prints a table: run, cost, expected CI
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Optional
@@ -34,7 +35,9 @@ def _header(result, budget, store: str) -> str:
              f"in {store}).",
              f"Question: {result.question} -> {result.target}",
              f"Now: {result.value:.4g}, {result.ci_before[0]:.4g} to {result.ci_before[1]:.4g} (80% CI width "
-             f"{result.width_before:.3g}); expected width with these runs: {result.width_after:.3g}.",
+             f"{result.width_before:.3g}); expected width with these runs: {result.width_after:.3g}"
+             + (f" (re-checked on a fresh ensemble: {result.check_ratio:.0%} of now)." if math.isfinite(result.check_ratio)
+                else "."),
              f"Cost: {result.total_cost:.3g} of {budget.amount:.3g} {budget.unit}.", "Runs, in order of choice:"]
     for r in result.table.itertuples(index=False):
         lines.append(f"  {r.step}. {r.size} {r.label} D={r.D:.3g}: {r.cost:.3g} {budget.unit}, CI width "
@@ -54,6 +57,9 @@ def _print(result, budget) -> None:
                   f"expected 80% CI width {result.width_before:.3g} -> {result.width_after:.3g}; "
                   f"{result.n_candidates} candidates, {result.refits} simulate-and-refit evaluations ({result.mode} fit), "
                   f"{result.elapsed_s:.1f} s")
+    if math.isfinite(result.check_ratio):
+        console.print(f"independent re-check (fresh bootstrap ensemble, no selection bias): width "
+                      f"{result.check_before:.3g} -> {result.check_after:.3g} ({result.check_ratio:.0%} of now)")
     if result.shares_before:
         shares = ", ".join(f"{k} {v:.0%}" for k, v in result.shares_before.items())
         console.print(f"best precision now (share of bootstrap replicates): {escape(shares)}")
