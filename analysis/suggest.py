@@ -37,7 +37,6 @@ import numpy as np
 import pandas as pd
 
 from quest_lab.analysis import data as data_mod
-from quest_lab.analysis.bootstrap import resample_weights
 from quest_lab.analysis.fit import FitConfig, FitResult, fit_frame
 from quest_lab.analysis.law_base import BASE_LABEL, Design, Law, get_law
 from quest_lab.analysis.questions import Question, Target
@@ -382,21 +381,3 @@ def suggest(runs: pd.DataFrame, candidates: pd.DataFrame, question: Question, co
         shares_after=_shares(simulated[tuple(sorted(best))][1]) if categorical and best else {},
         refits=len(simulated), mode=dz.mode, elapsed_s=time.perf_counter() - t0, notes=notes,
         check_before=check[0], check_after=check[1])
-
-
-def question_interval(runs: pd.DataFrame, question: Question, fit: FitConfig, bootstrap: int = 200,
-                      ci: float = 0.8, seed: int = 0, reference: np.ndarray | None = None) -> dict[str, float]:
-    """The question's value at the fit and its central `ci` bootstrap interval (stratified resamples,
-    refitted in the fit's mode like `bootstrap.py`, parameters of one replicate kept together).  `reference`: bind
-    the question at these internal parameters instead of the fit (best-precision then compares the
-    same two precisions before and after new runs)."""
-    result = fit_frame(runs, replace(fit, bootstrap=0), with_answers=False)
-    law = result.model
-    d = data_mod.design(result.frame, labels=result.labels if law.uses_precision else ())
-    target = question.bind(law, result.theta if reference is None else reference)
-    W = resample_weights(d, bootstrap, np.random.default_rng(seed))
-    theta = refit_replicates(law, d, W, np.tile(d.y, (bootstrap, 1)), np.tile(result.theta, (bootstrap, 1)),
-                             fit.mode, fit.huber_delta, seed)
-    values = target.values(theta[np.all(np.isfinite(theta), axis=1)])
-    lo, hi = np.percentile(values, [50 * (1 - ci), 50 * (1 + ci)])
-    return {"value": float(target.values(result.theta)[0]), "lo": float(lo), "hi": float(hi), "width": float(hi - lo)}

@@ -10,11 +10,14 @@ replicate.  The refit follows the fit's mode exactly as `bootstrap.py` refits it
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+import pandas as pd
 
+from quest_lab.analysis import data as data_mod
 from quest_lab.analysis.bootstrap import resample_weights
+from quest_lab.analysis.fit import FitConfig, fit_frame
 from quest_lab.analysis.law_base import Design, Law
 from quest_lab.analysis.optimize import Problem, batched_lm
 
@@ -114,3 +117,21 @@ class Replicates:
         groups = np.arange(B) % n_truths
         truth = theta_b[rng.choice(B, size=n_truths, replace=False)][groups]
         return cls(W, E, M, theta_b, groups, truth, law.batch_log_predict(truth, cd)[0])
+
+
+def question_interval(runs: pd.DataFrame, question, fit: FitConfig, bootstrap: int = 200,
+                      ci: float = 0.8, seed: int = 0, reference: np.ndarray | None = None) -> dict[str, float]:
+    """The question's value at the fit and its central `ci` bootstrap interval (stratified resamples,
+    refitted in the fit's mode like `bootstrap.py`, parameters of one replicate kept together).  `reference`: bind
+    the question at these internal parameters instead of the fit (best-precision then compares the
+    same two precisions before and after new runs)."""
+    result = fit_frame(runs, replace(fit, bootstrap=0), with_answers=False)
+    law = result.model
+    d = data_mod.design(result.frame, labels=result.labels if law.uses_precision else ())
+    target = question.bind(law, result.theta if reference is None else reference)
+    W = resample_weights(d, bootstrap, np.random.default_rng(seed))
+    theta = refit_replicates(law, d, W, np.tile(d.y, (bootstrap, 1)), np.tile(result.theta, (bootstrap, 1)),
+                             fit.mode, fit.huber_delta, seed)
+    values = target.values(theta[np.all(np.isfinite(theta), axis=1)])
+    lo, hi = np.percentile(values, [50 * (1 - ci), 50 * (1 + ci)])
+    return {"value": float(target.values(result.theta)[0]), "lo": float(lo), "hi": float(hi), "width": float(hi - lo)}

@@ -41,8 +41,9 @@ import pandas as pd
 from quest_lab.analysis import FitConfig, fit_frame, get_law, normalise
 from quest_lab.analysis.data import design
 from quest_lab.analysis.questions import parse_question
-from quest_lab.analysis.suggest import SuggestConfig, question_interval, suggest
+from quest_lab.analysis.suggest import SuggestConfig, suggest
 from quest_lab.analysis.suggest_linear import LinearYardstick
+from quest_lab.analysis.suggest_refit import question_interval
 from quest_lab.analysis.cost import get_cost_model
 from quest_lab.sizes import non_embedding_params
 
