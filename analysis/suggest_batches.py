@@ -33,6 +33,13 @@ def affordable_rows(cost: np.ndarray, usable: np.ndarray, batch: list[int], n: i
     return rest[cost[rest] <= left * (1 + 1e-12)]
 
 
+def effective_cost(cost: np.ndarray, left: np.ndarray, batch: list[int], n: int, budget: float) -> np.ndarray:
+    """max(cost, budget left / runs left) of the candidates `left` next to `batch` (1 with no budget):
+    a cheap run is not preferred when the run count, not the budget, binds."""
+    share = (budget - float(cost[batch].sum())) / max(n - len(batch), 1)
+    return np.maximum(cost[left], share) if math.isfinite(share) else np.ones(left.size)
+
+
 class EnsembleScreen:
     """Linear-Gaussian preposterior variance from the bootstrap ensemble.
 
@@ -91,9 +98,7 @@ class Batches:
         screen = screen or self.screen.given(batch)
         if left.size == 0 or screen.var <= 0:
             return np.zeros(left.size)
-        budget_left = self.budget - float(self.cost[batch].sum())
-        share = budget_left / max(self.n - len(batch), 1)
-        eff = np.maximum(self.cost[left], share) if math.isfinite(share) else np.ones(left.size)
+        eff = effective_cost(self.cost, left, batch, self.n, self.budget)
         drop = 1.0 - np.sqrt(np.maximum(screen.var_after(left), 0.0) / screen.var)
         return drop / eff
 

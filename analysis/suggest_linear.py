@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from quest_lab.analysis.suggest_batches import affordable_rows
+from quest_lab.analysis.suggest_batches import affordable_rows, effective_cost
 
 Z90 = 1.2815515655446004  # standard normal 0.9 quantile: the 80 % central interval is ±Z90·sd
 RIDGE = 1e-10  # relative ridge on the information matrix: parameters the runs cannot move (at a bound)
@@ -89,9 +89,7 @@ class LinearYardstick:
             left = affordable(batch, reserve=True)
             if left.size == 0:
                 break
-            share = (budget - float(cost[batch].sum())) / (n - len(batch))
-            eff = np.maximum(cost[left], share) if math.isfinite(share) else np.ones(left.size)
-            gain = (self.width(batch) - self.widths_after(batch, left)) / eff
+            gain = (self.width(batch) - self.widths_after(batch, left)) / effective_cost(cost, left, batch, n, budget)
             batch.append(int(left[int(np.argmax(gain))]))
         for _ in range(max_passes):
             improved = False
